@@ -1,0 +1,287 @@
+package driver
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/machine"
+)
+
+// Session runs one authorization context: it owns the machine's snapshot
+// and carries out its effects. It is safe for concurrent use; requests
+// from many goroutines are multiplexed through it.
+type Session struct {
+	deps Deps
+
+	mu      sync.Mutex // guards snap, waiters, authURL, stopWake; held across Step and store writes
+	snap    machine.Snapshot
+	waiters map[effects.RequestID]chan effects.Effect
+	authURL string
+	wake    func() bool
+
+	ids    atomic.Uint64
+	ctx    context.Context // lifetime of background work (fetches, the callback wait, timers)
+	cancel context.CancelFunc
+}
+
+// Answer is what the protected resource said to one send of a request.
+type Answer struct {
+	Status     int
+	Challenges []string // WWW-Authenticate values
+}
+
+// SendFunc sends the caller's request once, with header added (the
+// credential, or nothing), and reports the answer. The caller keeps the
+// response itself: Do only returns whether it is the final one.
+type SendFunc func(ctx context.Context, header map[string][]string) (Answer, error)
+
+// NewSession checks cfg and deps and returns a session that has not
+// started: call Start before Do.
+func NewSession(cfg machine.Config, deps Deps) (*Session, error) {
+	if deps.Requester == nil || deps.Store == nil {
+		return nil, errors.New("driver: a Requester and a Store are required")
+	}
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	if deps.Rand == nil {
+		deps.Rand = rand.Reader
+	}
+	snap, first, err := machine.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{deps: deps, snap: snap, waiters: map[effects.RequestID]chan effects.Effect{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range first {
+		s.trace(func(t Tracer) { t.Effect(e) })
+	}
+	return s, nil
+}
+
+// Start loads what the store holds for the server. Requests made before
+// Start returns wait for it.
+func (s *Session) Start(ctx context.Context) error {
+	in, err := LoadStored(ctx, s.deps.Store, s.snap.Config.Server)
+	if err != nil {
+		// An unreadable store is reported and the session starts empty:
+		// nothing is overwritten without a compare-and-swap, so a record
+		// that cannot be read is not lost by going on.
+		s.trace(func(t Tracer) { t.StoreError(err) })
+	}
+	s.feed(in)
+	return err
+}
+
+// Close stops background work; requests in flight fail with their
+// contexts or on their next step.
+func (s *Session) Close() {
+	s.cancel()
+	s.mu.Lock()
+	if s.wake != nil {
+		s.wake()
+	}
+	s.mu.Unlock()
+}
+
+// Snapshot returns the machine's current snapshot (a value; safe to keep).
+func (s *Session) Snapshot() machine.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap
+}
+
+// Do performs one protected request to url through the machine: send is
+// called once per (re)send with the headers to add. Do returns nil when the
+// last answer is the caller's to use, or the error that ended the request.
+func (s *Session) Do(ctx context.Context, url string, send SendFunc) error {
+	id := effects.RequestID(s.ids.Add(1))
+	ch := make(chan effects.Effect, 1)
+	s.mu.Lock()
+	s.waiters[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiters, id)
+		s.mu.Unlock()
+	}()
+	s.feed(machine.RequestStarted{Request: id, URL: url})
+	for {
+		var e effects.Effect
+		select {
+		case e = <-ch:
+		case <-ctx.Done():
+			s.feed(machine.ProtectedFailed{Request: id})
+			return ctx.Err()
+		}
+		switch e := e.(type) {
+		case effects.Deliver:
+			return nil
+		case effects.Fail:
+			return e.Err
+		case effects.SendProtected:
+			ans, err := send(ctx, e.Header)
+			if err != nil {
+				s.feed(machine.ProtectedFailed{Request: id})
+				return err
+			}
+			s.feed(machine.ProtectedResponse{Request: id, Credential: e.Credential, Status: ans.Status, Challenges: ans.Challenges})
+		}
+	}
+}
+
+// feed steps the machine with in and carries out the effects, feeding any
+// follow-up input (a lost compare-and-swap) in turn.
+func (s *Session) feed(in machine.Input) {
+	for in != nil {
+		in = s.step(in)
+	}
+}
+
+// step runs one Step under the lock, with the store effects, so that no
+// request can carry a credential before it is saved; then dispatches the
+// other effects outside the lock.
+func (s *Session) step(in machine.Input) (followUp machine.Input) {
+	s.mu.Lock()
+	now := s.deps.Clock.Now()
+	s.trace(func(t Tracer) { t.Input(in, now) })
+	next, out, err := machine.Step(s.snap, in, machine.Env{Now: now, Rand: s.deps.Rand})
+	if err != nil {
+		s.trace(func(t Tracer) { t.Refused(in, err) })
+		s.mu.Unlock()
+		return nil
+	}
+	s.snap = next
+	var later []effects.Effect
+	for _, e := range out {
+		s.trace(func(t Tracer) { t.Effect(e) })
+		switch e.(type) {
+		case effects.SaveTokens, effects.ForgetTokens, effects.SaveClient, effects.ForgetClient, effects.SaveDiscovery:
+			f, err := saveEffect(s.ctx, s.deps.Store, e)
+			if err != nil {
+				s.trace(func(t Tracer) { t.StoreError(err) })
+			}
+			if f != nil {
+				followUp = f
+			}
+		case effects.OpenURL:
+			s.authURL = e.(effects.OpenURL).URL
+		case effects.WakeAt:
+			s.schedule(e.(effects.WakeAt), now)
+		case effects.SendProtected, effects.Deliver, effects.Fail:
+			later = append(later, s.route(e))
+		default:
+			later = append(later, e)
+		}
+	}
+	authURL := s.authURL
+	s.mu.Unlock()
+	for _, e := range later {
+		s.dispatch(e, authURL)
+	}
+	return followUp
+}
+
+// routed is a request effect paired with its waiter's channel.
+type routed struct {
+	effects.Effect
+	to chan effects.Effect
+}
+
+// route pairs a request effect with its waiter (nil when the caller has
+// gone). Called with s.mu held.
+func (s *Session) route(e effects.Effect) effects.Effect {
+	var id effects.RequestID
+	switch e := e.(type) {
+	case effects.SendProtected:
+		id = e.Request
+	case effects.Deliver:
+		id = e.Request
+	case effects.Fail:
+		id = e.Request
+	}
+	return routed{Effect: e, to: s.waiters[id]}
+}
+
+// dispatch carries out one effect that needs no lock.
+func (s *Session) dispatch(e effects.Effect, authURL string) {
+	switch e := e.(type) {
+	case routed:
+		if e.to != nil {
+			e.to <- e.Effect
+		}
+	case effects.Fetch:
+		go s.fetch(e)
+	case effects.AwaitCallback:
+		go s.awaitCallback(authURL, e.RedirectURI)
+	case effects.LoadClient:
+		go func() {
+			in, err := LoadClient(s.ctx, s.deps.Store, e.Issuer)
+			if err != nil {
+				s.trace(func(t Tracer) { t.StoreError(err) })
+			}
+			s.feed(in)
+		}()
+	case effects.LoadStored:
+		go func() {
+			in, err := LoadStored(s.ctx, s.deps.Store, e.Server)
+			if err != nil {
+				s.trace(func(t Tracer) { t.StoreError(err) })
+			}
+			s.feed(in)
+		}()
+	}
+}
+
+func (s *Session) fetch(f effects.Fetch) {
+	r, err := s.deps.Requester.Fetch(s.ctx, f)
+	if err != nil {
+		s.feed(machine.FetchFailed{Seq: f.Seq, Reason: err.Error()})
+		return
+	}
+	r.Seq = f.Seq
+	s.feed(r)
+}
+
+func (s *Session) awaitCallback(authURL, redirectURI string) {
+	if s.deps.UserAgent == nil {
+		s.feed(machine.CallbackFailed{Reason: "no user agent is configured"})
+		return
+	}
+	q, err := s.deps.UserAgent.Authorize(s.ctx, authURL, redirectURI)
+	if err != nil {
+		s.feed(machine.CallbackFailed{Reason: err.Error()})
+		return
+	}
+	s.feed(machine.CallbackReceived{Query: q})
+}
+
+// schedule arms the refresh-ahead timer, replacing the previous one.
+// Called with s.mu held.
+func (s *Session) schedule(w effects.WakeAt, now time.Time) {
+	if s.wake != nil {
+		s.wake()
+	}
+	d := w.At.Sub(now)
+	if d < 0 {
+		d = 0
+	}
+	s.wake = s.deps.Clock.AfterFunc(d, func() {
+		if s.ctx.Err() == nil {
+			s.feed(machine.Tick{})
+		}
+	})
+}
+
+func (s *Session) trace(f func(Tracer)) {
+	if s.deps.Tracer != nil {
+		f(s.deps.Tracer)
+	}
+}

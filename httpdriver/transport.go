@@ -1,0 +1,151 @@
+package httpdriver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/mcpauth/mcpauth/driver"
+	"github.com/mcpauth/mcpauth/machine"
+)
+
+// Options configure a Transport beyond the machine's Config.
+type Options struct {
+	// Base sends the protected requests. Default http.DefaultTransport.
+	Base http.RoundTripper
+	// Requester performs auxiliary requests. Default &Requester{}.
+	Requester driver.Requester
+	// UserAgent takes the user through authorization. Required for the
+	// authorization-code flow.
+	UserAgent driver.UserAgent
+	// Store keeps credentials, registrations and discovery. Default a
+	// memory store.
+	Store driver.Store
+	Clock  driver.Clock
+	Tracer driver.Tracer
+}
+
+// Transport is an http.RoundTripper that authorizes every request to the
+// MCP server through the machine. Requests from many goroutines are
+// multiplexed: they never wait for each other while the credential is
+// good, and wait for a single refresh or authorization when it is not.
+type Transport struct {
+	session *driver.Session
+	base    http.RoundTripper
+}
+
+// NewTransport builds the transport for cfg and loads what the store holds.
+func NewTransport(ctx context.Context, cfg machine.Config, opts Options) (*Transport, error) {
+	if opts.Base == nil {
+		opts.Base = http.DefaultTransport
+	}
+	if opts.Requester == nil {
+		opts.Requester = &Requester{}
+	}
+	if opts.Store == nil {
+		opts.Store = driver.NewMemoryStore()
+	}
+	s, err := driver.NewSession(cfg, driver.Deps{
+		Requester: opts.Requester,
+		UserAgent: opts.UserAgent,
+		Store:     opts.Store,
+		Clock:     opts.Clock,
+		Tracer:    opts.Tracer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil && opts.Tracer == nil {
+		// The session started empty; without a tracer the caller would
+		// never hear that the store could not be read.
+		s.Close()
+		return nil, err
+	}
+	return &Transport{session: s, base: opts.Base}, nil
+}
+
+// Session exposes the driver session (for status and tests).
+func (t *Transport) Session() *driver.Session { return t.session }
+
+// Close stops the transport's background work.
+func (t *Transport) Close() { t.session.Close() }
+
+// RoundTrip implements http.RoundTripper. Per its contract the request is
+// not modified: each send is a clone with the credential added.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	getBody, err := replayableBody(req)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu   sync.Mutex
+		last *http.Response
+	)
+	send := func(ctx context.Context, header map[string][]string) (driver.Answer, error) {
+		clone := req.Clone(ctx)
+		if getBody != nil {
+			body, err := getBody()
+			if err != nil {
+				return driver.Answer{}, err
+			}
+			clone.Body = body
+		}
+		// A credential set by the caller is replaced, never combined.
+		clone.Header.Del("Authorization")
+		for k, vs := range header {
+			clone.Header[k] = vs
+		}
+		resp, err := t.base.RoundTrip(clone)
+		if err != nil {
+			return driver.Answer{}, err
+		}
+		mu.Lock()
+		if last != nil {
+			drainAndClose(last.Body)
+		}
+		last = resp
+		mu.Unlock()
+		return driver.Answer{Status: resp.StatusCode, Challenges: resp.Header.Values("WWW-Authenticate")}, nil
+	}
+	err = t.session.Do(req.Context(), req.URL.String(), send)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		if last != nil {
+			drainAndClose(last.Body)
+		}
+		return nil, err
+	}
+	if last == nil {
+		return nil, errors.New("httpdriver: internal: request delivered without a response")
+	}
+	return last, nil
+}
+
+// replayableBody returns a function that yields a fresh copy of the
+// request body for each send: GetBody when the caller set it, else the body
+// buffered once.
+func replayableBody(req *http.Request) (func() (io.ReadCloser, error), error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil
+	}
+	if req.GetBody != nil {
+		return req.GetBody, nil
+	}
+	b, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, nil
+}
+
+// drainAndClose lets the connection be reused when a refused response's
+// body is small.
+func drainAndClose(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
+	body.Close()
+}

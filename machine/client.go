@@ -1,0 +1,101 @@
+package machine
+
+import (
+	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/states"
+)
+
+// knownClient finds a client identity for a validated issuer without the
+// store, in the priority order of A-REG-01: pre-registered configuration,
+// then a Client ID Metadata Document, then one already in memory.
+func (st *step) knownClient(m effects.ServerMetadata) (effects.Client, bool) {
+	cfg := st.s.Config
+	for _, c := range cfg.Clients {
+		if c.Issuer == m.Issuer {
+			return st.preRegistered(c, m), true
+		}
+	}
+	for _, c := range cfg.Clients {
+		if c.Issuer == "" {
+			return st.preRegistered(c, m), true
+		}
+	}
+	// A-CIMD-03/04: the document URL is https with a path; the server must
+	// say it fetches such documents (A-REG-03).
+	if cfg.ClientMetadataURL != "" && m.ClientIDMetadataDocumentSupported && hasPath(cfg.ClientMetadataURL) {
+		return effects.Client{
+			Issuer:       m.Issuer,
+			ClientID:     cfg.ClientMetadataURL,
+			AuthMethod:   "none",
+			RedirectURIs: []string{cfg.RedirectURI},
+			Source:       effects.ClientMetadataURL,
+		}, true
+	}
+	if st.s.HasClient && st.s.Client.Issuer == m.Issuer && st.clientValid(st.s.Client) {
+		return st.s.Client, true
+	}
+	return effects.Client{}, false
+}
+
+// preRegistered binds a configured client to the issuer (SEP-2352) and
+// settles its authentication method from the metadata when the
+// configuration left it open: never guessed beyond what the server says.
+func (st *step) preRegistered(c effects.Client, m effects.ServerMetadata) effects.Client {
+	c.Issuer = m.Issuer
+	c.Source = effects.ClientPreRegistered
+	if c.AuthMethod == "" {
+		c.AuthMethod = chooseAuthMethod(c.ClientSecret != "", m.TokenEndpointAuthMethodsSupported)
+	}
+	if len(c.RedirectURIs) == 0 && st.s.Config.RedirectURI != "" {
+		c.RedirectURIs = []string{st.s.Config.RedirectURI}
+	}
+	return c
+}
+
+// chooseAuthMethod picks the client authentication for a configured client
+// from the server's list. RFC 8414 §2: an absent list means
+// client_secret_basic.
+func chooseAuthMethod(hasSecret bool, supported []string) string {
+	if !hasSecret {
+		return "none"
+	}
+	if len(supported) == 0 || contains(supported, "client_secret_basic") {
+		return "client_secret_basic"
+	}
+	if contains(supported, "client_secret_post") {
+		return "client_secret_post"
+	}
+	return "client_secret_basic"
+}
+
+// clientValid reports whether a stored registration can still be used:
+// its secret has not expired (RFC 7591 client_secret_expires_at).
+func (st *step) clientValid(c effects.Client) bool {
+	return c.SecretExpiresAt.IsZero() || st.env.Now.Before(c.SecretExpiresAt)
+}
+
+// clientLoaded takes the registration the store holds for the issuer, or
+// registers a new client.
+func (st *step) clientLoaded(in ClientLoaded) error {
+	if st.s.State != states.LoadingClient {
+		return st.unexpected(in, "no client is being loaded")
+	}
+	m := st.s.Discovery.Authorization
+	if c := in.Client; c != nil && c.Issuer == m.Issuer && c.ClientID != "" && st.clientValid(*c) {
+		st.s.Client, st.s.HasClient = *c, true
+		if err := st.to(states.ClientFound); err != nil {
+			return err
+		}
+		return st.authorize(st.initialScope())
+	}
+	if m.RegistrationEndpoint == "" || st.s.Config.NoDynamicRegistration {
+		return st.fail(&NoClientError{Issuer: m.Issuer})
+	}
+	if st.s.Config.RedirectURI == "" {
+		return st.fail(&ConfigError{Field: "RedirectURI", Reason: "required to register a client"})
+	}
+	if err := st.to(states.RegistrationNeeded); err != nil {
+		return err
+	}
+	return st.register()
+}

@@ -1,0 +1,103 @@
+package machine
+
+import (
+	"encoding/base64"
+	"net/url"
+	"time"
+
+	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/states"
+)
+
+// tokenRequest sends a grant to the validated issuer's token endpoint with
+// the client's authentication (RFC 6749 §2.3, §3.2). Secrets go nowhere
+// else (design §4.2).
+func (st *step) tokenRequest(p effects.Purpose, form url.Values) {
+	c := st.s.Client
+	header := map[string][]string{
+		"Accept":       {"application/json"}, // some servers answer form-encoded otherwise
+		"Content-Type": {"application/x-www-form-urlencoded"},
+	}
+	switch c.AuthMethod {
+	case "client_secret_basic":
+		// RFC 6749 §2.3.1: id and secret are form-encoded before Basic; with
+		// Basic the client_id is not repeated in the body.
+		cred := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
+		header["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(cred))}
+	case "client_secret_post":
+		form.Set("client_id", c.ClientID)
+		form.Set("client_secret", c.ClientSecret)
+	default: // none: a public client names itself (RFC 6749 §4.1.3)
+		form.Set("client_id", c.ClientID)
+	}
+	st.fetch(p, "POST", st.s.Discovery.Authorization.TokenEndpoint, header, []byte(form.Encode()))
+}
+
+// codeExchanged judges the answer to the authorization-code grant.
+func (st *step) codeExchanged(r FetchResponse) error {
+	issuer := st.s.Discovery.Authorization.Issuer
+	tr, err := ParseTokenResponse(r.Status, contentType(r.Header), r.Body)
+	if err != nil {
+		if oe, ok := err.(*OAuthError); ok && oe.Code == "invalid_client" && st.s.Client.Source == effects.ClientDynamic {
+			// The server no longer knows the registration: forget it so the
+			// next attempt registers again.
+			st.emit(effects.ForgetClient{Issuer: issuer})
+			st.s.Client, st.s.HasClient = effects.Client{}, false
+		}
+		return st.fail(&TokenError{Grant: "authorization_code", Issuer: issuer, Err: err})
+	}
+	a := st.s.Attempt
+	t := st.tokensFrom(tr, a.ResourceParam, a.Scope, "")
+	return st.adopt(t)
+}
+
+// tokensFrom makes the stored credential from a token response.
+func (st *step) tokensFrom(tr TokenResponse, resource, requestedScope, oldRefresh string) effects.Tokens {
+	if resource == "" {
+		resource = st.s.Config.Server
+	}
+	t := effects.Tokens{
+		Resource:     resource,
+		Issuer:       st.s.Discovery.Authorization.Issuer,
+		ClientID:     st.s.Client.ClientID,
+		AccessToken:  tr.AccessToken,
+		TokenType:    tr.TokenType,
+		RefreshToken: tr.RefreshToken,
+		Scope:        tr.Scope,
+	}
+	if t.RefreshToken == "" {
+		t.RefreshToken = oldRefresh // an omitted refresh token stays valid
+	}
+	if t.Scope == "" {
+		t.Scope = requestedScope // RFC 6749 §5.1: omitted means as requested
+	}
+	if tr.HasExpiresIn {
+		t.ExpiresAt = st.env.Now.Add(time.Duration(tr.ExpiresIn) * time.Second).UTC()
+	}
+	return t
+}
+
+// adopt makes t the credential: it is saved first (a rotated refresh token
+// is persisted before any request uses the new access token), then the
+// parked requests are sent with it.
+func (st *step) adopt(t effects.Tokens) error {
+	st.emit(effects.SaveTokens{Server: st.s.Config.Server, Tokens: t, IfVersion: st.s.CredentialVersion})
+	st.s.CredentialVersion++
+	st.s.Credential = t
+	st.s.Generation++
+	if err := st.to(states.TokenIssued); err != nil {
+		return err
+	}
+	st.wake()
+	st.releaseParked(nil)
+	return nil
+}
+
+// wake asks for a tick when the credential is due for refresh.
+func (st *step) wake() {
+	t := st.s.Credential
+	if t.ExpiresAt.IsZero() || t.RefreshToken == "" {
+		return
+	}
+	st.emit(effects.WakeAt{At: t.ExpiresAt.Add(-st.s.Config.RefreshMargin)})
+}
