@@ -23,7 +23,7 @@ type Options struct {
 	UserAgent driver.UserAgent
 	// Store keeps credentials, registrations and discovery. Default a
 	// memory store.
-	Store driver.Store
+	Store  driver.Store
 	Clock  driver.Clock
 	Tracer driver.Tracer
 }

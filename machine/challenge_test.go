@@ -48,17 +48,17 @@ func TestParseChallenges(t *testing.T) {
 		{
 			name:   "E-28 commas and = inside quotes are data",
 			values: []string{`Bearer error_description="a, b=c, Basic d", scope="read"`},
-			want: []Challenge{{Scheme: "bearer", Params: map[string]string{"error_description": "a, b=c, Basic d", "scope": "read"}}},
+			want:   []Challenge{{Scheme: "bearer", Params: map[string]string{"error_description": "a, b=c, Basic d", "scope": "read"}}},
 		},
 		{
 			name:   "E-31 a parameter smuggled into a description is not a parameter",
 			values: []string{`Bearer error="insufficient_scope", error_description="see scope=admin"`},
-			want: []Challenge{{Scheme: "bearer", Params: map[string]string{"error": "insufficient_scope", "error_description": "see scope=admin"}}},
+			want:   []Challenge{{Scheme: "bearer", Params: map[string]string{"error": "insufficient_scope", "error_description": "see scope=admin"}}},
 		},
 		{
 			name:   "E-28 token values, empty quoted value, BWS and HTAB around =",
 			values: []string{"Bearer error=invalid_token ,scope = \"\",\trealm\t=\tx"},
-			want: []Challenge{{Scheme: "bearer", Params: map[string]string{"error": "invalid_token", "scope": "", "realm": "x"}}},
+			want:   []Challenge{{Scheme: "bearer", Params: map[string]string{"error": "invalid_token", "scope": "", "realm": "x"}}},
 		},
 		{
 			name:   "B-9110-04 empty list elements",

@@ -74,4 +74,3 @@ func (st *step) tick() error {
 	}
 	return nil
 }
-
