@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -30,9 +31,9 @@ func (r Record) GoString() string { return r.String() }
 var ErrNotFound = errors.New("driver: no stored record")
 
 // ErrInvalidKey is returned (possibly wrapped; use errors.Is) by every Store
-// and Locker method given a key that is empty or not valid UTF-8. Keys are
-// not secret: they may appear in errors and file names' hashes, so callers
-// must never put a secret in a key.
+// and Locker method given a key that is empty, not valid UTF-8, or holds a
+// NUL byte. Keys are not secret: they appear in errors and in files, so
+// callers must never put a secret in a key.
 var ErrInvalidKey = errors.New("driver: invalid store key")
 
 // ConflictError reports a compare-and-swap that lost: the stored version
@@ -75,7 +76,7 @@ func (e *CorruptStoreError) Unwrap() error { return e.Err }
 // discovery records. Values contain secrets: implementations never log them
 // or put them in errors. Every method returns ctx.Err() (possibly wrapped)
 // without touching the store when ctx is already done, and ErrInvalidKey for
-// an empty or non-UTF-8 key.
+// a key that is empty, not valid UTF-8 or holds a NUL byte.
 //
 // driver/internal/storetest is the conformance suite every implementation
 // must pass.
@@ -103,14 +104,17 @@ type Locker interface {
 	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
 
-// checkStoreKey rejects keys no implementation can store faithfully: JSON
-// and PostgreSQL text both mangle or refuse invalid UTF-8.
+// checkStoreKey rejects keys not every implementation can store
+// faithfully: JSON and PostgreSQL text both mangle or refuse invalid UTF-8,
+// and PostgreSQL text refuses NUL.
 func checkStoreKey(key string) error {
-	if key == "" {
+	switch {
+	case key == "":
 		return fmt.Errorf("%w: empty", ErrInvalidKey)
-	}
-	if !utf8.ValidString(key) {
+	case !utf8.ValidString(key):
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidKey)
+	case strings.IndexByte(key, 0) >= 0:
+		return fmt.Errorf("%w: contains NUL", ErrInvalidKey)
 	}
 	return nil
 }

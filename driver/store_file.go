@@ -41,7 +41,8 @@ const fileFormatVersion = 1
 //
 // Put and Delete read, modify and write the whole file under an exclusive
 // flock(2) on the sibling file <path>.lock, re-reading the file after the
-// lock is taken. The new content goes to a temporary file in the same
+// lock is taken; one that changes nothing (a lost compare-and-swap,
+// deleting nothing) writes nothing. The new content goes to a temporary file in the same
 // directory (.<name>.tmp-<digits>), which is fsynced, renamed over the
 // store file, and then the directory is fsynced. A crash at any point
 // leaves either the old or the new content; a temporary file a crash left
@@ -71,6 +72,9 @@ const fileFormatVersion = 1
 // without flock (see store_lock_other.go) writes and Lock exclude only
 // within the process, and a store file must not be shared between
 // processes there.
+//
+// A FileStore is safe for concurrent use. Make one with OpenFileStore; the
+// zero value is not usable.
 type FileStore struct {
 	path     string // absolute
 	dir      string
@@ -252,49 +256,6 @@ func (s *FileStore) lockWrites(ctx context.Context) (release func(), err error) 
 		releaseStoreFile(f)
 		<-s.writeMu
 	}, nil
-}
-
-// lockStoreFile opens (creating, mode 0600) the lock file at path on a new
-// descriptor and flocks it, polling so that ctx can end the wait. It
-// returns nil, nil where flock does not exist.
-func lockStoreFile(ctx context.Context, path string) (*os.File, error) {
-	if !crossProcessLocking {
-		return nil, ctx.Err()
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("driver: lock file: %w", err)
-	}
-	delay := time.Millisecond
-	for {
-		ok, err := tryFlock(f)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("driver: lock file: %w", err)
-		}
-		if ok {
-			return f, nil
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			f.Close()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		if delay < 16*time.Millisecond {
-			delay *= 2
-		}
-	}
-}
-
-func releaseStoreFile(f *os.File) {
-	if f == nil {
-		return
-	}
-	_ = funlock(f)
-	_ = f.Close()
 }
 
 // storeFileImage is the file's JSON; see FileStore.

@@ -3,25 +3,24 @@
 package driver
 
 import (
-	"errors"
-	"fmt"
+	"context"
 	"os"
-	"runtime"
 )
 
-// crossProcessLocking reports whether lock files exclude other processes
-// on this platform. Here they do not: FileStore serializes writes and
-// Lock calls within this process only, so the store file must not be
-// shared by concurrently running processes.
-const crossProcessLocking = false
+// Without flock(2), lock files cannot exclude other processes. Here
+// FileStore serializes its writes and its Lock calls within this process
+// only (writes stay atomic: temporary file and rename), and a store file
+// must not be used by two processes at once.
 
-var errNoFlock = fmt.Errorf("driver: cross-process file locks on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+// lockStoreFile takes no file lock: the in-process locks FileStore takes
+// first are all the exclusion there is. It returns ctx.Err(), so a done
+// context still fails.
+func lockStoreFile(ctx context.Context, _ string) (*os.File, error) {
+	return nil, ctx.Err()
+}
 
-// tryFlock always fails with an error wrapping errors.ErrUnsupported.
-func tryFlock(*os.File) (bool, error) { return false, errNoFlock }
-
-// funlock does nothing.
-func funlock(*os.File) error { return nil }
+// releaseStoreFile does nothing: lockStoreFile opened no file.
+func releaseStoreFile(*os.File) {}
 
 // syncStoreDir does nothing: not every platform can fsync a directory.
 func syncStoreDir(string) error { return nil }

@@ -3,51 +3,76 @@
 package driver
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
-// crossProcessLocking reports whether lock files exclude other processes
-// on this platform (flock(2)).
-const crossProcessLocking = true
-
-// tryFlock takes an exclusive flock(2) on f without blocking. flock
-// locks belong to the open file description, so a separately opened f
+// lockStoreFile opens (creating, mode 0600) the lock file at path on a new
+// descriptor and takes an exclusive flock(2) on it. flock locks belong to
+// the open file description, so a lock taken on a descriptor of its own
 // excludes other processes and other descriptors in this process alike.
-// It reports false, nil when someone else holds the lock.
-func tryFlock(f *os.File) (bool, error) {
-	rc, err := f.SyscallConn()
+// It polls with LOCK_NB, backing off from 1ms to 16ms, so that ctx can end
+// the wait.
+func lockStoreFile(ctx context.Context, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("driver: lock file: %w", err)
 	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) {
-		ferr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
-	}); err != nil {
-		return false, err
-	}
-	switch {
-	case ferr == nil:
-		return true, nil
-	case errors.Is(ferr, syscall.EWOULDBLOCK), errors.Is(ferr, syscall.EINTR):
-		return false, nil
-	default:
-		return false, &os.PathError{Op: "flock", Path: f.Name(), Err: ferr}
+	delay := time.Millisecond
+	for {
+		ok, err := tryFlock(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("driver: lock file: %w", err)
+		}
+		if ok {
+			return f, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		if delay < 16*time.Millisecond {
+			delay *= 2
+		}
 	}
 }
 
-// funlock releases the flock(2) on f. Closing f releases it too; this
-// just makes the release explicit.
-func funlock(f *os.File) error {
+// releaseStoreFile releases and closes a lock file from lockStoreFile.
+func releaseStoreFile(f *os.File) {
+	_ = flock(f, syscall.LOCK_UN)
+	_ = f.Close()
+}
+
+// tryFlock takes an exclusive flock(2) on f without blocking. It reports
+// false, nil when someone else holds the lock.
+func tryFlock(f *os.File) (bool, error) {
+	err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, syscall.EWOULDBLOCK), errors.Is(err, syscall.EINTR):
+		return false, nil
+	default:
+		return false, &os.PathError{Op: "flock", Path: f.Name(), Err: err}
+	}
+}
+
+func flock(f *os.File, how int) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var ferr error
-	if err := rc.Control(func(fd uintptr) {
-		ferr = syscall.Flock(int(fd), syscall.LOCK_UN)
-	}); err != nil {
+	if err := rc.Control(func(fd uintptr) { ferr = syscall.Flock(int(fd), how) }); err != nil {
 		return err
 	}
 	return ferr

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -25,11 +26,13 @@ func testConcurrentCAS(t *testing.T, open func(t *testing.T) driver.Store) {
 		wg        sync.WaitGroup
 		mu        sync.Mutex
 		conflicts int
+		start     = make(chan struct{})
 	)
 	for w := 0; w < Workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			lost, err := Increment(context.Background(), s, key, IncrementsPerWorker)
 			mu.Lock()
 			conflicts += lost
@@ -39,6 +42,7 @@ func testConcurrentCAS(t *testing.T, open func(t *testing.T) driver.Store) {
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
 	if t.Failed() {
 		return
@@ -65,6 +69,7 @@ func Increment(ctx context.Context, s driver.Store, key string, n int) (conflict
 				return conflicts, err
 			}
 		}
+		runtime.Gosched() // let another worker in between read and write
 		v, err := s.Put(ctx, key, []byte(strconv.Itoa(count+1)), cur)
 		var ce *driver.ConflictError
 		switch {
