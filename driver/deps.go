@@ -2,7 +2,10 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/mcpauth/mcpauth/effects"
@@ -51,4 +54,42 @@ type Deps struct {
 	Clock     Clock     // default SystemClock
 	Rand      io.Reader // default crypto/rand.Reader
 	Tracer    Tracer    // optional
+	// Signer signs DPoP proofs and client assertions; default a KeySigner
+	// that generates DPoP keys.
+	Signer Signer
+	// Sources supply secrets the machine never holds, by name
+	// (effects.SourceWorkloadToken, effects.SourceIDToken): read them
+	// fresh each time, so a platform can rotate a token file.
+	Sources map[string]Source
+}
+
+// Source returns the current value of a configured secret.
+type Source func(ctx context.Context) (string, error)
+
+// FileSource reads a secret from a file each time (a workload token the
+// platform rotates), trimming surrounding whitespace.
+func FileSource(path string) Source {
+	return func(context.Context) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+}
+
+// EnvSource reads a secret from an environment variable each time.
+func EnvSource(name string) Source {
+	return func(context.Context) (string, error) {
+		v, ok := os.LookupEnv(name)
+		if !ok || v == "" {
+			return "", fmt.Errorf("driver: environment variable %s is not set", name)
+		}
+		return v, nil
+	}
+}
+
+// StaticSource returns value.
+func StaticSource(value string) Source {
+	return func(context.Context) (string, error) { return value, nil }
 }

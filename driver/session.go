@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +36,7 @@ type Session struct {
 type Answer struct {
 	Status     int
 	Challenges []string // WWW-Authenticate values
+	Nonce      string   // the DPoP-Nonce header, if any (RFC 9449 §9)
 }
 
 // SendFunc sends the caller's request once, with header added (the
@@ -51,6 +55,9 @@ func NewSession(cfg machine.Config, deps Deps) (*Session, error) {
 	}
 	if deps.Rand == nil {
 		deps.Rand = rand.Reader
+	}
+	if deps.Signer == nil {
+		deps.Signer = NewKeySigner()
 	}
 	snap, first, err := machine.New(cfg)
 	if err != nil {
@@ -101,7 +108,7 @@ func (s *Session) Snapshot() machine.Snapshot {
 // Do performs one protected request to url through the machine: send is
 // called once per (re)send with the headers to add. Do returns nil when the
 // last answer is the caller's to use, or the error that ended the request.
-func (s *Session) Do(ctx context.Context, url string, send SendFunc) error {
+func (s *Session) Do(ctx context.Context, method, url string, send SendFunc) error {
 	id := effects.RequestID(s.ids.Add(1))
 	ch := make(chan effects.Effect, 1)
 	s.mu.Lock()
@@ -112,7 +119,7 @@ func (s *Session) Do(ctx context.Context, url string, send SendFunc) error {
 		delete(s.waiters, id)
 		s.mu.Unlock()
 	}()
-	s.feed(machine.RequestStarted{Request: id, URL: url})
+	s.feed(machine.RequestStarted{Request: id, Method: method, URL: url})
 	for {
 		var e effects.Effect
 		select {
@@ -127,12 +134,17 @@ func (s *Session) Do(ctx context.Context, url string, send SendFunc) error {
 		case effects.Fail:
 			return e.Err
 		case effects.SendProtected:
-			ans, err := send(ctx, e.Header)
+			header, err := s.withProof(ctx, e)
 			if err != nil {
 				s.feed(machine.ProtectedFailed{Request: id})
 				return err
 			}
-			s.feed(machine.ProtectedResponse{Request: id, Credential: e.Credential, Status: ans.Status, Challenges: ans.Challenges})
+			ans, err := send(ctx, header)
+			if err != nil {
+				s.feed(machine.ProtectedFailed{Request: id})
+				return err
+			}
+			s.feed(machine.ProtectedResponse{Request: id, Credential: e.Credential, Status: ans.Status, Challenges: ans.Challenges, Nonce: ans.Nonce})
 		}
 	}
 }
@@ -240,7 +252,30 @@ func (s *Session) dispatch(e effects.Effect, authURL string) {
 	}
 }
 
+// withProof signs the DPoP proof of a protected send, in the caller's
+// goroutine: requests never wait for each other's signatures.
+func (s *Session) withProof(ctx context.Context, e effects.SendProtected) (map[string][]string, error) {
+	if e.Proof == nil {
+		return e.Header, nil
+	}
+	proof, err := s.deps.Signer.Sign(ctx, *e.Proof)
+	if err != nil {
+		return nil, err
+	}
+	h := make(map[string][]string, len(e.Header)+1)
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	h["Dpop"] = []string{proof}
+	return h, nil
+}
+
 func (s *Session) fetch(f effects.Fetch) {
+	f, err := s.complete(s.ctx, f)
+	if err != nil {
+		s.feed(machine.FetchFailed{Seq: f.Seq, Reason: err.Error()})
+		return
+	}
 	r, err := s.deps.Requester.Fetch(s.ctx, f)
 	if err != nil {
 		s.feed(machine.FetchFailed{Seq: f.Seq, Reason: err.Error()})
@@ -284,4 +319,58 @@ func (s *Session) trace(f func(Tracer)) {
 	if s.deps.Tracer != nil {
 		f(s.deps.Tracer)
 	}
+}
+
+// complete fills in what the machine left to the driver: values from
+// configured sources and signed JWTs, appended to the form body or set as
+// headers.
+func (s *Session) complete(ctx context.Context, f effects.Fetch) (effects.Fetch, error) {
+	if len(f.Supply) == 0 && len(f.Sign) == 0 {
+		return f, nil
+	}
+	body := string(f.Body)
+	add := func(name, value string) {
+		if body != "" {
+			body += "&"
+		}
+		body += url.QueryEscape(name) + "=" + url.QueryEscape(value)
+	}
+	for _, sup := range f.Supply {
+		src, ok := s.deps.Sources[sup.Source]
+		if !ok {
+			return f, &SourceError{Source: sup.Source, Reason: "not configured"}
+		}
+		v, err := src(ctx)
+		if err != nil {
+			return f, &SourceError{Source: sup.Source, Reason: err.Error()}
+		}
+		add(sup.Form, v)
+	}
+	header := make(map[string][]string, len(f.Header)+1)
+	for k, v := range f.Header {
+		header[k] = v
+	}
+	for _, sg := range f.Sign {
+		jws, err := s.deps.Signer.Sign(ctx, sg.JWT)
+		if err != nil {
+			return f, err
+		}
+		if sg.Header != "" {
+			header[http.CanonicalHeaderKey(sg.Header)] = []string{jws}
+		} else {
+			add(sg.Form, jws)
+		}
+	}
+	f.Body, f.Header = []byte(body), header
+	return f, nil
+}
+
+// SourceError reports a configured secret that could not be read.
+type SourceError struct {
+	Source string
+	Reason string
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("driver: source %s: %s", e.Source, e.Reason)
 }

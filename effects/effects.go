@@ -23,6 +23,8 @@ const (
 	PurposeToken            Purpose = "token"             // RFC 6749 §4.1.3
 	PurposeRefresh          Purpose = "refresh"           // RFC 6749 §6
 	PurposeAuthorization    Purpose = "authorization"     // a headless user agent's GET of the authorization URL
+	PurposeIdentityExchange Purpose = "identity_exchange" // RFC 8693 at the enterprise identity provider (SEP-990)
+	PurposeGrant            Purpose = "grant"             // a grant without a user: client credentials, JWT bearer
 )
 
 // Fetch sends one auxiliary HTTP request (discovery, registration, token).
@@ -35,8 +37,51 @@ type Fetch struct {
 	Method  string
 	URL     string
 	Header  map[string][]string // canonical keys
-	Body    []byte
+	Body    []byte // form-encoded or JSON
+	// Sign lists JWTs the driver signs and places before sending (a DPoP
+	// proof into the DPoP header, a client assertion into the form body).
+	Sign []Signed
+	// Supply lists values the driver takes from configured sources and
+	// appends to the form body (a workload identity token, the user's ID
+	// token): secrets the machine never holds.
+	Supply []Supplied
 }
+
+// JWT is a JSON Web Token the driver signs with the key KeyID through its
+// Signer (RFC 7515 compact serialization). The machine decides what is
+// signed; keys stay with the driver (a file, a KMS, an HSM).
+type JWT struct {
+	KeyID string
+	// Alg is the JWS algorithm to sign with; it must match the key.
+	Alg string
+	// Type is the typ header: "dpop+jwt" (RFC 9449 §4.2) or "JWT".
+	Type string
+	// EmbedJWK puts the public key in the jwk header (DPoP proofs).
+	EmbedJWK bool
+	// Claims is the JSON object of claims.
+	Claims []byte
+}
+
+// Signed places a signed JWT: Header names a request header, Form a form
+// field of the body; exactly one is set.
+type Signed struct {
+	JWT    JWT
+	Header string
+	Form   string
+}
+
+// Supplied is a form field whose value the driver reads from the source
+// named Source (see driver.Deps.Sources).
+type Supplied struct {
+	Source string
+	Form   string
+}
+
+// The sources the machine asks drivers for.
+const (
+	SourceWorkloadToken = "workload_token" // SEP-1933: the platform's JWT for the jwt-bearer grant
+	SourceIDToken       = "id_token"       // SEP-990: the user's ID token for the token exchange
+)
 
 // SendProtected sends (or sends again) the caller's request Request to the
 // protected resource, with Header added to it (Authorization, DPoP). An
@@ -49,6 +94,9 @@ type SendProtected struct {
 	// none). The driver echoes it in the response input so that a 401 for an
 	// old credential is told apart from a 401 for the current one.
 	Credential uint64
+	// Proof, when set, is a DPoP proof (RFC 9449) to sign and send in the
+	// DPoP header.
+	Proof *JWT
 }
 
 // Deliver hands the last response received for Request to its caller; the

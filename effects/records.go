@@ -14,6 +14,9 @@ type Tokens struct {
 	RefreshToken string    // secret; empty when none was issued
 	Scope        string    // the granted scope, else the requested one
 	ExpiresAt    time.Time // absolute expiry; zero when the server did not say
+	// DPoPKeyID names the key the tokens are bound to (RFC 9449); empty for
+	// bearer tokens.
+	DPoPKeyID string
 }
 
 // ClientSource says where a client identity came from (MCP 2025-11-25
@@ -37,6 +40,10 @@ type Client struct {
 	AuthMethod      string    // token_endpoint_auth_method: client_secret_basic, client_secret_post or none
 	RedirectURIs    []string
 	Source          ClientSource
+	// KeyID names the driver's key for private_key_jwt client
+	// authentication (RFC 7523 §2.2), and KeyAlg its JWS algorithm.
+	KeyID  string
+	KeyAlg string
 }
 
 // ResourceMetadata is an RFC 9728 protected resource metadata document, as

@@ -14,6 +14,9 @@ var secretFormFields = map[string]bool{
 	"code": true, "code_verifier": true, "client_secret": true, "refresh_token": true,
 	"access_token": true, "assertion": true, "client_assertion": true, "subject_token": true,
 	"state": true, "id_token": true,
+	// Not secret, but derived from the verifier: masking it keeps traces
+	// free of anything that depends on the entropy drawn, so they replay.
+	"code_challenge": true,
 }
 
 // secretHeaders are the request headers that carry secrets.
@@ -183,3 +186,6 @@ func (s SaveClient) String() string { return "SaveClient{" + s.Client.String() +
 
 // GoString keeps %#v from printing secrets too.
 func (s SaveClient) GoString() string { return s.String() }
+
+// String prints a transition as "from -trigger-> to".
+func (t Transition) String() string { return t.From + " -" + t.Trigger + "-> " + t.To }

@@ -26,6 +26,12 @@ type Options struct {
 	Store  driver.Store
 	Clock  driver.Clock
 	Tracer driver.Tracer
+	// Signer signs DPoP proofs and client assertions; default
+	// driver.NewKeySigner().
+	Signer driver.Signer
+	// Sources supply the secrets the machine never holds (a workload
+	// token, the user's ID token).
+	Sources map[string]driver.Source
 }
 
 // Transport is an http.RoundTripper that authorizes every request to the
@@ -54,6 +60,8 @@ func NewTransport(ctx context.Context, cfg machine.Config, opts Options) (*Trans
 		Store:     opts.Store,
 		Clock:     opts.Clock,
 		Tracer:    opts.Tracer,
+		Signer:    opts.Signer,
+		Sources:   opts.Sources,
 	})
 	if err != nil {
 		return nil, err
@@ -108,9 +116,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		last = resp
 		mu.Unlock()
-		return driver.Answer{Status: resp.StatusCode, Challenges: resp.Header.Values("WWW-Authenticate")}, nil
+		return driver.Answer{Status: resp.StatusCode, Challenges: resp.Header.Values("WWW-Authenticate"), Nonce: resp.Header.Get("DPoP-Nonce")}, nil
 	}
-	err = t.session.Do(req.Context(), req.URL.String(), send)
+	err = t.session.Do(req.Context(), req.Method, req.URL.String(), send)
 	mu.Lock()
 	defer mu.Unlock()
 	if err != nil {

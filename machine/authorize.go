@@ -129,6 +129,5 @@ func (st *step) callbackReceived(in CallbackReceived) error {
 	if a.ResourceParam != "" {
 		form.Set("resource", a.ResourceParam) // the same value as on the authorization request
 	}
-	st.tokenRequest(effects.PurposeToken, form)
-	return nil
+	return st.tokenRequest(effects.PurposeToken, form)
 }

@@ -44,7 +44,7 @@ func (st *step) preRegistered(c effects.Client, m effects.ServerMetadata) effect
 	c.Issuer = m.Issuer
 	c.Source = effects.ClientPreRegistered
 	if c.AuthMethod == "" {
-		c.AuthMethod = chooseAuthMethod(c.ClientSecret != "", m.TokenEndpointAuthMethodsSupported)
+		c.AuthMethod = chooseAuthMethod(c, m)
 	}
 	if len(c.RedirectURIs) == 0 && st.s.Config.RedirectURI != "" {
 		c.RedirectURIs = []string{st.s.Config.RedirectURI}
@@ -54,9 +54,15 @@ func (st *step) preRegistered(c effects.Client, m effects.ServerMetadata) effect
 
 // chooseAuthMethod picks the client authentication for a configured client
 // from the server's list. RFC 8414 §2: an absent list means
-// client_secret_basic.
-func chooseAuthMethod(hasSecret bool, supported []string) string {
-	if !hasSecret {
+// client_secret_basic. A key is used for private_key_jwt (RFC 7523) when
+// the server lists it and the key's algorithm (A-EXT-CC-05).
+func chooseAuthMethod(c effects.Client, m effects.ServerMetadata) string {
+	supported := m.TokenEndpointAuthMethodsSupported
+	algs := m.TokenEndpointAuthSigningAlgValuesSupported
+	if c.KeyID != "" && contains(supported, "private_key_jwt") && (len(algs) == 0 || contains(algs, c.KeyAlg)) {
+		return "private_key_jwt"
+	}
+	if c.ClientSecret == "" {
 		return "none"
 	}
 	if len(supported) == 0 || contains(supported, "client_secret_basic") {

@@ -68,6 +68,19 @@ type Config struct {
 	// code_challenge_methods_supported; off by default (A-PKCE-05).
 	AllowMissingPKCE bool
 
+	// Grants are the ways the client may get a credential, in order of
+	// preference; the first the authorization server supports is used.
+	// Default: the authorization-code flow only.
+	Grants []Grant
+	// IdentityProvider configures GrantEnterprise.
+	IdentityProvider IdentityProvider
+	// DPoP says when tokens are bound to a key (RFC 9449); DPoPKeyID names
+	// the driver's key (default "dpop"), DPoPAlg its algorithm (default
+	// ES256).
+	DPoP      DPoPMode
+	DPoPKeyID string
+	DPoPAlg   string
+
 	// Limits bound every loop; zero fields take the defaults.
 	Limits Limits
 }
@@ -110,6 +123,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Limits.ResendsPerRequest == 0 {
 		c.Limits.ResendsPerRequest = 3
+	}
+	if c.DPoPKeyID == "" {
+		c.DPoPKeyID = "dpop"
+	}
+	if c.DPoPAlg == "" {
+		c.DPoPAlg = "ES256"
 	}
 	if c.ApplicationType == "" {
 		c.ApplicationType = "web"

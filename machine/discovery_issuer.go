@@ -152,6 +152,14 @@ func (st *step) issuerValidated(m effects.ServerMetadata, synthesized bool) erro
 		st.s.Client = effects.Client{}
 		st.s.HasClient = false
 	}
+	g, ok := chooseGrant(st.s.Config.Grants, m.GrantTypesSupported)
+	if !ok {
+		return st.fail(&UnsupportedGrantError{Issuer: m.Issuer, Configured: st.s.Config.Grants, Supported: m.GrantTypesSupported})
+	}
+	st.s.Attempt.Grant = g
+	if g != GrantAuthorizationCode {
+		return st.beginGrantWithoutUser(m, g)
+	}
 	if c, ok := st.knownClient(m); ok {
 		st.s.Client, st.s.HasClient = c, true
 		if err := st.to(states.ClientFound); err != nil {

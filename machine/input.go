@@ -10,6 +10,7 @@ type Input interface{ isInput() }
 // credential is ready) or Fail.
 type RequestStarted struct {
 	Request effects.RequestID
+	Method  string // for the DPoP proof's htm (RFC 9449 §4.2)
 	// URL is where the request goes; a credential is only ever attached for
 	// the protected resource's origin (design §4.1).
 	URL string
@@ -22,6 +23,8 @@ type ProtectedResponse struct {
 	Status     int
 	// Challenges are the WWW-Authenticate header values, in order.
 	Challenges []string
+	// Nonce is the DPoP-Nonce header, when the server sent one (RFC 9449 §9).
+	Nonce string
 }
 
 // ProtectedFailed: sending request Request failed in transport, or its

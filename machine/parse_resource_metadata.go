@@ -34,7 +34,7 @@ func ParseResourceMetadata(body []byte) (effects.ResourceMetadata, error) {
 	var m effects.ResourceMetadata
 	o, err := decodeJSONObject(docResourceMetadata, body, prmMembers)
 	if err != nil {
-		return m, err
+		return effects.ResourceMetadata{}, err
 	}
 	bad := func(field, reason string) (effects.ResourceMetadata, error) {
 		return effects.ResourceMetadata{}, &MalformedError{Document: docResourceMetadata, Field: field, Reason: reason}
@@ -57,7 +57,7 @@ func ParseResourceMetadata(body []byte) (effects.ResourceMetadata, error) {
 
 	servers, ok, err := o.strs("authorization_servers")
 	if err != nil {
-		return m, err
+		return effects.ResourceMetadata{}, err
 	}
 	if !ok || len(servers) == 0 { // A-PRM-07: MCP requires at least one
 		return bad("authorization_servers", "missing or empty")

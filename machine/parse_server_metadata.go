@@ -38,7 +38,7 @@ func ParseServerMetadata(body []byte) (effects.ServerMetadata, error) {
 	var m effects.ServerMetadata
 	o, err := decodeJSONObject(docServerMetadata, body, asmMembers)
 	if err != nil {
-		return m, err
+		return effects.ServerMetadata{}, err
 	}
 	bad := func(field, reason string) (effects.ServerMetadata, error) {
 		return effects.ServerMetadata{}, &MalformedError{Document: docServerMetadata, Field: field, Reason: reason}

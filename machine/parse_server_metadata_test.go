@@ -127,6 +127,9 @@ func TestParseServerMetadataRefuses(t *testing.T) {
 			if diff := cmp.Diff(want, me); diff != "" {
 				t.Errorf("error mismatch (-want +got):\n%s", diff)
 			}
+			if diff := cmp.Diff(effects.ServerMetadata{}, got); diff != "" {
+				t.Errorf("a refused document returned data (-want +got):\n%s", diff)
+			}
 		})
 	}
 }

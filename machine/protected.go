@@ -20,7 +20,7 @@ func (st *step) requestStarted(in RequestStarted) error {
 		st.emit(effects.SendProtected{Request: in.Request})
 		return nil
 	}
-	st.s.Requests = st.s.Requests.With(in.Request, RequestInfo{})
+	st.s.Requests = st.s.Requests.With(in.Request, RequestInfo{Method: in.Method, URL: in.URL})
 	return st.dispatch(in.Request)
 }
 
@@ -35,6 +35,9 @@ func (st *step) dispatch(id effects.RequestID) error {
 	case s.State == states.Authenticated && s.expiring(st.env.Now) && s.canRefresh():
 		st.park(id, false)
 		return st.startRefresh()
+	case s.State == states.Authenticated && s.expiring(st.env.Now) && s.canRepeatGrant():
+		st.park(id, false)
+		return st.repeatGrant(s.Credential.Scope)
 	}
 	st.send(id)
 	return nil
@@ -53,13 +56,14 @@ func (st *step) send(id effects.RequestID) {
 		st.emit(effects.SendProtected{Request: id})
 		return
 	}
-	st.emit(effects.SendProtected{Request: id, Header: authorizationHeader(st.s.Credential), Credential: st.s.Generation})
-}
-
-// authorizationHeader puts the access token in the Authorization header,
-// never in the URL (A-USE-01, A-USE-03; RFC 6750 §2.1).
-func authorizationHeader(t effects.Tokens) map[string][]string {
-	return map[string][]string{"Authorization": {"Bearer " + t.AccessToken}}
+	// The access token goes in the Authorization header, never in the URL
+	// (A-USE-01, A-USE-03).
+	header, proof, err := st.protectedAuthorization(id)
+	if err != nil {
+		st.finish(id, err)
+		return
+	}
+	st.emit(effects.SendProtected{Request: id, Header: header, Credential: st.s.Generation, Proof: proof})
 }
 
 func (st *step) park(id effects.RequestID, refused bool) {
@@ -130,8 +134,12 @@ func (st *step) protectedResponse(in ProtectedResponse) error {
 		st.finish(in.Request, nil)
 		return nil
 	}
+	st.rememberNonce(info.URL, in.Nonce)
 	switch in.Status {
 	case 401:
+		if st.nonceChallenge(in, info) {
+			return nil
+		}
 		return st.unauthorized(in, info)
 	case 403:
 		c, _ := challengeOf(in.Challenges)
@@ -208,6 +216,10 @@ func (st *step) insufficientScope(in ProtectedResponse, info RequestInfo, c Chal
 	// scopes together with the challenged ones; a refresh cannot widen scope
 	// (A-STEP-06), so a new authorization is made.
 	want := unionScopes(st.s.RequestedScope, st.s.Credential.Scope, scope)
+	if st.s.canRepeatGrant() {
+		// A-STEP-02: a client without a user steps up by asking again.
+		return st.repeatGrant(want)
+	}
 	if st.s.Discovered && st.s.HasClient && st.s.Client.Issuer == st.s.Discovery.Authorization.Issuer {
 		if err := st.to(states.ScopeInsufficient); err != nil {
 			return err
@@ -225,4 +237,19 @@ func withParam(m map[string]string, k, v string) map[string]string {
 	}
 	out[k] = v
 	return out
+}
+
+// nonceChallenge answers a resource server's use_dpop_nonce challenge
+// (RFC 9449 §9) once per request: the nonce is remembered and the request
+// sent again with a fresh proof carrying it.
+func (st *step) nonceChallenge(in ProtectedResponse, info RequestInfo) bool {
+	c, _ := challengeOf(in.Challenges)
+	if info.NonceRetried || in.Nonce == "" || !strings.EqualFold(c.Params["error"], "use_dpop_nonce") ||
+		in.Credential != st.s.Generation || st.s.State != states.Authenticated || st.s.Credential.DPoPKeyID == "" {
+		return false
+	}
+	info.NonceRetried = true
+	st.s.Requests = st.s.Requests.With(in.Request, info)
+	st.send(in.Request)
+	return true
 }

@@ -21,8 +21,7 @@ func (st *step) startRefresh() error {
 	if t.Resource != "" && t.Resource != st.s.Config.Server || !st.s.Discovery.Legacy {
 		form.Set("resource", t.Resource)
 	}
-	st.tokenRequest(effects.PurposeRefresh, form)
-	return nil
+	return st.tokenRequest(effects.PurposeRefresh, form)
 }
 
 // refreshAnswered adopts the refreshed credential; invalid_grant forgets
@@ -31,6 +30,9 @@ func (st *step) refreshAnswered(r FetchResponse) error {
 	issuer := st.s.Discovery.Authorization.Issuer
 	old := st.s.Credential
 	tr, err := ParseTokenResponse(r.Status, contentType(r.Header), r.Body)
+	if retried, rerr := st.retryWithNonce(effects.PurposeRefresh, r, err); retried {
+		return rerr
+	}
 	if err == nil {
 		return st.adopt(st.tokensFrom(tr, old.Resource, old.Scope, old.RefreshToken))
 	}

@@ -19,6 +19,10 @@ type RequestInfo struct {
 	// resource: it never carries a credential and its answer is delivered
 	// as it is.
 	Foreign bool
+	// Method and URL are kept for DPoP proofs (htm, htu).
+	Method, URL string
+	// NonceRetried marks a request re-sent once for a DPoP nonce.
+	NonceRetried bool
 }
 
 // Requests is the set of protected requests in flight, as a persistent

@@ -29,11 +29,17 @@ type Snapshot struct {
 	// RequestedScope is the scope of the last authorization request (the
 	// "previously requested" set of SEP-2350).
 	RequestedScope string
+	// Grant is the grant that produced Credential.
+	Grant Grant
 
 	Discovery  effects.Discovery
 	Discovered bool
 	Client     effects.Client
 	HasClient  bool
+
+	// Nonces are the latest DPoP nonces, per server origin (RFC 9449 §8,
+	// §9): replaced, never written through.
+	Nonces map[string]string
 
 	Requests Requests
 	Parked   int // how many requests in Requests are parked
@@ -45,8 +51,9 @@ type Snapshot struct {
 type Attempt struct {
 	Steps   int    // inputs consumed, bounded by Limits.StepsPerAttempt
 	Pending uint64 // the auxiliary request awaited; 0 when none
-	// Purpose of the pending request, for error messages.
-	Purpose effects.Purpose
+	// Purpose and PendingURL of the pending request.
+	Purpose    effects.Purpose
+	PendingURL string
 
 	// ChallengeScope comes from the challenge that started discovery
 	// (A-GEN-06).
@@ -73,6 +80,13 @@ type Attempt struct {
 	Verifier      string
 	StateParam    string
 	KeepOnFailure bool // a credential held before the attempt stays good if it fails
+
+	// Grant is the grant this attempt uses.
+	Grant Grant
+	// TokenForm is the last token request's form before client
+	// authentication, kept to send it again once with a DPoP nonce.
+	TokenForm    string
+	NonceRetried bool
 }
 
 // HasCredential reports whether a credential is held.
@@ -89,6 +103,13 @@ func (s Snapshot) expiring(now time.Time) bool {
 func (s Snapshot) canRefresh() bool {
 	return s.HasCredential() && s.Credential.RefreshToken != "" && s.Discovered && s.HasClient &&
 		s.Client.Issuer == s.Credential.Issuer && s.Discovery.Authorization.Issuer == s.Credential.Issuer
+}
+
+// canRepeatGrant reports whether a credential can be had again without a
+// user and without a refresh token (client credentials, workload identity).
+func (s Snapshot) canRepeatGrant() bool {
+	return s.Discovered && (s.Grant == GrantClientCredentials || s.Grant == GrantWorkloadIdentity) &&
+		(!s.HasClient || s.Client.Issuer == s.Discovery.Authorization.Issuer)
 }
 
 // String prints the snapshot without secrets.

@@ -101,6 +101,7 @@ func (st *step) fetchAnswered(seq uint64, r FetchResponse, reason string) error 
 		return &UnexpectedInputError{State: st.s.State, Input: "fetch answer", Reason: fmt.Sprintf("request %d is not awaited", seq)}
 	}
 	st.s.Attempt.Pending = 0
+	st.rememberNonce(st.s.Attempt.PendingURL, nonceOf(r.Header))
 	if reason != "" {
 		url := ""
 		if st.s.Attempt.Next < len(st.s.Attempt.Candidates) {
@@ -119,6 +120,10 @@ func (st *step) fetchAnswered(seq uint64, r FetchResponse, reason string) error 
 		return st.codeExchanged(r)
 	case states.Refreshing:
 		return st.refreshAnswered(r)
+	case states.RequestingToken:
+		return st.grantAnswered(r)
+	case states.ExchangingIdentity:
+		return st.identityExchanged(r)
 	}
 	return &UnexpectedInputError{State: st.s.State, Input: "fetch answer", Reason: "no request is awaited"}
 }
@@ -128,6 +133,7 @@ func (st *step) fetch(p effects.Purpose, method, url string, header map[string][
 	st.s.Seq++
 	st.s.Attempt.Pending = st.s.Seq
 	st.s.Attempt.Purpose = p
+	st.s.Attempt.PendingURL = url
 	st.emit(effects.Fetch{Seq: st.s.Seq, Purpose: p, Method: method, URL: url, Header: header, Body: body})
 }
 

@@ -69,8 +69,14 @@ func (st *step) credentialChanged(in CredentialChanged) error {
 // tick refreshes ahead of expiry when nothing else is running (A-STO-02:
 // short-lived tokens, renewed before requests see them expire).
 func (st *step) tick() error {
-	if st.s.State == states.Authenticated && st.s.expiring(st.env.Now) && st.s.canRefresh() {
+	if st.s.State != states.Authenticated || !st.s.expiring(st.env.Now) {
+		return nil
+	}
+	switch {
+	case st.s.canRefresh():
 		return st.startRefresh()
+	case st.s.canRepeatGrant():
+		return st.repeatGrant(st.s.Credential.Scope)
 	}
 	return nil
 }

@@ -1,42 +1,19 @@
 package machine
 
 import (
-	"encoding/base64"
-	"net/url"
 	"time"
 
 	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/states"
 )
 
-// tokenRequest sends a grant to the validated issuer's token endpoint with
-// the client's authentication (RFC 6749 §2.3, §3.2). Secrets go nowhere
-// else (design §4.2).
-func (st *step) tokenRequest(p effects.Purpose, form url.Values) {
-	c := st.s.Client
-	header := map[string][]string{
-		"Accept":       {"application/json"}, // some servers answer form-encoded otherwise
-		"Content-Type": {"application/x-www-form-urlencoded"},
-	}
-	switch c.AuthMethod {
-	case "client_secret_basic":
-		// RFC 6749 §2.3.1: id and secret are form-encoded before Basic; with
-		// Basic the client_id is not repeated in the body.
-		cred := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
-		header["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(cred))}
-	case "client_secret_post":
-		form.Set("client_id", c.ClientID)
-		form.Set("client_secret", c.ClientSecret)
-	default: // none: a public client names itself (RFC 6749 §4.1.3)
-		form.Set("client_id", c.ClientID)
-	}
-	st.fetch(p, "POST", st.s.Discovery.Authorization.TokenEndpoint, header, []byte(form.Encode()))
-}
-
 // codeExchanged judges the answer to the authorization-code grant.
 func (st *step) codeExchanged(r FetchResponse) error {
 	issuer := st.s.Discovery.Authorization.Issuer
 	tr, err := ParseTokenResponse(r.Status, contentType(r.Header), r.Body)
+	if retried, rerr := st.retryWithNonce(effects.PurposeToken, r, err); retried {
+		return rerr
+	}
 	if err != nil {
 		if oe, ok := err.(*OAuthError); ok && oe.Code == "invalid_client" && st.s.Client.Source == effects.ClientDynamic {
 			// The server no longer knows the registration: forget it so the
@@ -71,6 +48,9 @@ func (st *step) tokensFrom(tr TokenResponse, resource, requestedScope, oldRefres
 	if t.Scope == "" {
 		t.Scope = requestedScope // RFC 6749 §5.1: omitted means as requested
 	}
+	if st.usesDPoP() && tr.TokenType == "DPoP" {
+		t.DPoPKeyID = st.s.Config.DPoPKeyID // RFC 9449 §5: bound to the proof's key
+	}
 	if tr.HasExpiresIn {
 		t.ExpiresAt = st.env.Now.Add(time.Duration(tr.ExpiresIn) * time.Second).UTC()
 	}
@@ -85,6 +65,9 @@ func (st *step) adopt(t effects.Tokens) error {
 	st.s.CredentialVersion++
 	st.s.Credential = t
 	st.s.Generation++
+	if g := st.s.Attempt.Grant; g != "" {
+		st.s.Grant = g
+	}
 	if err := st.to(states.TokenIssued); err != nil {
 		return err
 	}

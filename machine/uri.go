@@ -40,6 +40,17 @@ func parseAbsoluteHTTP(raw string) (*url.URL, string) {
 	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
 		return nil, "no host"
 	}
+	// An IP literal in brackets must be an IPv6 address without zone (a
+	// zone names a local interface: no place in OAuth URLs); a ':' or a
+	// bracket anywhere else in the host is not a host (RFC 3986 §3.2.2).
+	if h := u.Hostname(); strings.HasPrefix(u.Host, "[") {
+		addr, err := netip.ParseAddr(h)
+		if err != nil || !addr.Is6() || addr.Zone() != "" {
+			return nil, "invalid ip literal"
+		}
+	} else if strings.ContainsAny(h, ":[]%") {
+		return nil, "invalid host"
+	}
 	return u, ""
 }
 
@@ -63,7 +74,7 @@ func splitRawURL(raw string) (path, query string, hasQuery bool) {
 // and the default port dropped (RFC 3986 §6.2.2.1, §6.2.3).
 func canonicalOrigin(u *url.URL) string {
 	host := strings.ToLower(u.Hostname())
-	if strings.Contains(host, ":") { // IPv6 literal
+	if strings.Contains(host, ":") { // IPv6 literal (parseAbsoluteHTTP refused zones)
 		host = "[" + host + "]"
 	}
 	if p := u.Port(); p != "" && !isDefaultPort(u.Scheme, p) {

@@ -105,28 +105,32 @@ func TestCheckSecureURL(t *testing.T) {
 		{"https://mcp.example.com/mcp", true},
 		{"https://mcp.example.com:8443/mcp?x=1", true},
 		{"HTTPS://MCP.EXAMPLE.COM/", true},
-		{"http://localhost:3000/mcp", true},               // A-TLS-01 loopback exemption, E-66
-		{"http://LOCALHOST/cb", true},                     //
-		{"http://127.0.0.1:8090/callback", true},          //
-		{"http://127.255.0.9/", true},                     // all of 127.0.0.0/8
-		{"http://[::1]:8080/callback", true},              //
-		{"http://[::ffff:127.0.0.1]/cb", true},            // IPv4-mapped loopback
-		{"http://mcp.example.com/mcp", false},             // E-65 downgrade
-		{"http://localhost.evil.com/", false},             // not loopback
-		{"http://foo.localhost/", false},                  // RFC 6761 names are not trusted
-		{"http://10.0.0.1/", false},                       // private is not loopback
-		{"http://0.0.0.0/", false},                        //
-		{"http://[::1%25eth0]/", false},                   // zoned
-		{"https://user:pw@mcp.example.com/", false},       // E-19 userinfo
-		{"https://mcp.example.com/#frag", false},          // fragment
-		{"https://mcp.example.com/#", false},              // empty fragment
-		{"javascript:alert(1)", false},                    // E-19, E-64
-		{"data:text/html,hi", false},                      //
-		{"file:///etc/passwd", false},                     //
-		{"/relative", false},                              //
-		{"https://", false},                               //
-		{"https:opaque", false},                           //
-		{"ht!tp://x/", false},                             //
+		{"http://localhost:3000/mcp", true},         // A-TLS-01 loopback exemption, E-66
+		{"http://LOCALHOST/cb", true},               //
+		{"http://127.0.0.1:8090/callback", true},    //
+		{"http://127.255.0.9/", true},               // all of 127.0.0.0/8
+		{"http://[::1]:8080/callback", true},        //
+		{"http://[::ffff:127.0.0.1]/cb", true},      // IPv4-mapped loopback
+		{"http://mcp.example.com/mcp", false},       // E-65 downgrade
+		{"http://localhost.evil.com/", false},       // not loopback
+		{"http://foo.localhost/", false},            // RFC 6761 names are not trusted
+		{"http://10.0.0.1/", false},                 // private is not loopback
+		{"http://0.0.0.0/", false},                  //
+		{"http://[::1%25eth0]/", false},             // zoned
+		{"https://user:pw@mcp.example.com/", false}, // E-19 userinfo
+		{"https://mcp.example.com/#frag", false},    // fragment
+		{"https://mcp.example.com/#", false},        // empty fragment
+		{"javascript:alert(1)", false},              // E-19, E-64
+		{"data:text/html,hi", false},                //
+		{"file:///etc/passwd", false},               //
+		{"/relative", false},                        //
+		{"https://", false},                         //
+		{"https:opaque", false},                     //
+		{"ht!tp://x/", false},
+		{"http://::", false},                              // fuzz: a bare ':' host
+		{"http://[fe80::1%25en0]/", false},                // zoned IPv6 literal
+		{"https://[1.2.3.4]/", false},                     // IPv4 in brackets
+		{"https://[::1]x/", false},                        //                             //
 		{"https://h/" + strings.Repeat("a", 9000), false}, // length bound
 	}
 	for _, tt := range tests {

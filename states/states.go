@@ -28,6 +28,12 @@ const (
 	AwaitingCallback State = "awaiting_callback"
 	// ExchangingCode waits for the authorization-code grant.
 	ExchangingCode State = "exchanging_code"
+	// ExchangingIdentity waits for the identity provider's token exchange
+	// (RFC 8693) that turns the user's ID token into an ID-JAG (SEP-990).
+	ExchangingIdentity State = "exchanging_identity"
+	// RequestingToken waits for a grant that needs no user: client
+	// credentials, or a JWT bearer assertion (RFC 7523; SEP-1933, SEP-990).
+	RequestingToken State = "requesting_token"
 )
 
 // Initial is the state of a new authorization context.
@@ -37,13 +43,15 @@ const Initial = Loading
 var All = []State{
 	Loading, Unauthenticated, Authenticated, Refreshing, DiscoveringResource,
 	DiscoveringIssuer, LoadingClient, Registering, AwaitingCallback, ExchangingCode,
+	ExchangingIdentity, RequestingToken,
 }
 
 // Attempting reports whether s runs an attempt to get a credential, so that
 // requests that need one are parked until it ends.
 func (s State) Attempting() bool {
 	switch s {
-	case Refreshing, DiscoveringResource, DiscoveringIssuer, LoadingClient, Registering, AwaitingCallback, ExchangingCode:
+	case Refreshing, DiscoveringResource, DiscoveringIssuer, LoadingClient, Registering, AwaitingCallback,
+		ExchangingCode, ExchangingIdentity, RequestingToken:
 		return true
 	}
 	return false
@@ -89,6 +97,17 @@ const (
 	RegistrationNeeded Trigger = "registration_needed"
 	// ClientRegistered: dynamic registration returned a client.
 	ClientRegistered Trigger = "client_registered"
+	// GrantReady: the client may get a credential without a user (client
+	// credentials, a workload's JWT bearer assertion).
+	GrantReady Trigger = "grant_ready"
+	// GrantRepeated: a credential obtained without a user expired or lacks
+	// scope, and the grant is made again (no refresh token is needed).
+	GrantRepeated Trigger = "grant_repeated"
+	// IdentityExchangeStarted: the user's ID token is exchanged at the
+	// identity provider for an ID-JAG (SEP-990).
+	IdentityExchangeStarted Trigger = "identity_exchange_started"
+	// IdentityExchanged: the identity provider issued the ID-JAG.
+	IdentityExchanged Trigger = "identity_exchanged"
 	// CallbackReceived: the authorization response passed its checks.
 	CallbackReceived Trigger = "callback_received"
 	// TokenIssued: the token endpoint issued a credential.
@@ -111,6 +130,7 @@ const (
 var Triggers = []Trigger{
 	StoredCredentialLoaded, NothingStored, Challenged, CredentialExpiring, ScopeInsufficient,
 	ResourceMetadataMissed, ResourceMetadataFound, ResourceMetadataAbsent, IssuerMetadataMissed,
-	IssuerValidated, ClientFound, RegistrationNeeded, ClientRegistered, CallbackReceived,
+	IssuerValidated, ClientFound, RegistrationNeeded, ClientRegistered, GrantReady, GrantRepeated,
+	IdentityExchangeStarted, IdentityExchanged, CallbackReceived,
 	TokenIssued, RefreshRejected, AttemptFailed, AttemptFailedCredentialKept, CredentialChanged,
 }

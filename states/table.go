@@ -6,6 +6,7 @@ import "github.com/looplab/fsm"
 var attempts = []string{
 	string(Refreshing), string(DiscoveringResource), string(DiscoveringIssuer),
 	string(LoadingClient), string(Registering), string(AwaitingCallback), string(ExchangingCode),
+	string(ExchangingIdentity), string(RequestingToken),
 }
 
 func src(ss ...State) []string {
@@ -42,8 +43,15 @@ var Table = fsm.Events{
 	ev(RegistrationNeeded, src(LoadingClient), Registering),
 	ev(ClientRegistered, src(Registering), AwaitingCallback),
 
+	// Grants without a user (MCP extensions: OAuth client credentials,
+	// workload identity, enterprise-managed authorization).
+	ev(GrantReady, src(DiscoveringIssuer, LoadingClient), RequestingToken),
+	ev(GrantRepeated, src(Authenticated), RequestingToken),
+	ev(IdentityExchangeStarted, src(DiscoveringIssuer, LoadingClient), ExchangingIdentity),
+	ev(IdentityExchanged, src(ExchangingIdentity), RequestingToken),
+
 	ev(CallbackReceived, src(AwaitingCallback), ExchangingCode),
-	ev(TokenIssued, src(ExchangingCode, Refreshing), Authenticated),
+	ev(TokenIssued, src(ExchangingCode, Refreshing, RequestingToken), Authenticated),
 	ev(RefreshRejected, src(Refreshing), AwaitingCallback),
 
 	ev(AttemptFailed, attempts, Unauthenticated),

@@ -21,6 +21,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/httpdriver"
 	"github.com/mcpauth/mcpauth/machine"
@@ -33,11 +34,19 @@ const (
 	deadline          = 25 * time.Second // below the suite's 30 s, so a hung flow cannot hang it
 )
 
-// suiteContext is the part of MCP_CONFORMANCE_CONTEXT a user would supply.
+// suiteContext is the part of MCP_CONFORMANCE_CONTEXT a user would supply:
+// client credentials, a private key, an identity provider and the user's ID
+// token there, or a workload's token.
 type suiteContext struct {
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-	Issuer       string `json:"issuer"`
+	ClientID         string `json:"client_id"`
+	ClientSecret     string `json:"client_secret"`
+	Issuer           string `json:"issuer"`
+	PrivateKeyPEM    string `json:"private_key_pem"`
+	SigningAlgorithm string `json:"signing_algorithm"`
+	IDPClientID      string `json:"idp_client_id"`
+	IDPIDToken       string `json:"idp_id_token"`
+	IDPTokenEndpoint string `json:"idp_token_endpoint"`
+	WorkloadJWT      string `json:"valid_jwt"`
 }
 
 func main() {
@@ -54,11 +63,12 @@ func main() {
 }
 
 func run(ctx context.Context, server string) error {
-	cfg, err := config(server)
+	opts := httpdriver.Options{UserAgent: httpdriver.HeadlessUserAgent{}}
+	cfg, err := config(server, &opts)
 	if err != nil {
 		return err
 	}
-	t, err := httpdriver.NewTransport(ctx, cfg, httpdriver.Options{UserAgent: httpdriver.HeadlessUserAgent{}})
+	t, err := httpdriver.NewTransport(ctx, cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -91,23 +101,53 @@ func run(ctx context.Context, server string) error {
 	return nil
 }
 
-// config is what a user of this client would configure for the server.
-func config(server string) (machine.Config, error) {
+// config is what a user of this client would configure for the server. The
+// grants it allows follow from the credentials configured; which one is
+// used follows from what the authorization server supports.
+func config(server string, opts *httpdriver.Options) (machine.Config, error) {
 	cfg := machine.Config{
 		Server:            server,
 		RedirectURI:       redirectURI,
 		ClientName:        "mcpauth conformance client",
 		ClientMetadataURL: clientMetadataURL,
 		ProtocolVersion:   os.Getenv("MCP_CONFORMANCE_PROTOCOL_VERSION"),
+		Grants:            []machine.Grant{machine.GrantAuthorizationCode},
 	}
-	if raw := os.Getenv("MCP_CONFORMANCE_CONTEXT"); raw != "" {
-		var c suiteContext
-		if err := json.Unmarshal([]byte(raw), &c); err != nil {
-			return cfg, fmt.Errorf("MCP_CONFORMANCE_CONTEXT: %w", err)
+	raw := os.Getenv("MCP_CONFORMANCE_CONTEXT")
+	if raw == "" {
+		return cfg, nil
+	}
+	var c suiteContext
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return cfg, fmt.Errorf("MCP_CONFORMANCE_CONTEXT: %w", err)
+	}
+	client := effects.Client{Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret}
+	if c.PrivateKeyPEM != "" {
+		signer := driver.NewKeySigner()
+		alg, err := signer.AddPEM("client", []byte(c.PrivateKeyPEM))
+		if err != nil {
+			return cfg, err
 		}
-		if c.ClientID != "" {
-			cfg.Clients = []effects.Client{{Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret}}
+		if c.SigningAlgorithm != "" {
+			alg = c.SigningAlgorithm
 		}
+		client.KeyID, client.KeyAlg = "client", alg
+		opts.Signer = signer
+	}
+	opts.Sources = map[string]driver.Source{}
+	switch {
+	case c.IDPTokenEndpoint != "" && c.IDPIDToken != "":
+		cfg.IdentityProvider = machine.IdentityProvider{TokenEndpoint: c.IDPTokenEndpoint, ClientID: c.IDPClientID}
+		opts.Sources[effects.SourceIDToken] = driver.StaticSource(c.IDPIDToken)
+		cfg.Grants = append(cfg.Grants, machine.GrantEnterprise)
+	case c.WorkloadJWT != "":
+		opts.Sources[effects.SourceWorkloadToken] = driver.StaticSource(c.WorkloadJWT)
+		cfg.Grants = append(cfg.Grants, machine.GrantWorkloadIdentity)
+	case client.ClientSecret != "" || client.KeyID != "":
+		cfg.Grants = append(cfg.Grants, machine.GrantClientCredentials)
+	}
+	if client.ClientID != "" {
+		cfg.Clients = []effects.Client{client}
 	}
 	return cfg, nil
 }
