@@ -37,7 +37,7 @@ type Fetch struct {
 	Method  string
 	URL     string
 	Header  map[string][]string // canonical keys
-	Body    []byte // form-encoded or JSON
+	Body    []byte              // form-encoded or JSON
 	// Sign lists JWTs the driver signs and places before sending (a DPoP
 	// proof into the DPoP header, a client assertion into the form body).
 	Sign []Signed
