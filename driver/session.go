@@ -19,13 +19,15 @@ import (
 // and carries out its effects. It is safe for concurrent use; requests
 // from many goroutines are multiplexed through it.
 type Session struct {
-	deps Deps
+	deps   Deps
+	server string // the MCP server (immutable; readable without the lock)
 
 	mu      sync.Mutex // guards snap, waiters, authURL, stopWake; held across Step and store writes
 	snap    machine.Snapshot
 	waiters map[effects.RequestID]chan effects.Effect
 	authURL string
 	wake    func() bool
+	lease   func() // releases the credential lock held by the running attempt
 
 	ids    atomic.Uint64
 	ctx    context.Context // lifetime of background work (fetches, the callback wait, timers)
@@ -63,7 +65,7 @@ func NewSession(cfg machine.Config, deps Deps) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{deps: deps, snap: snap, waiters: map[effects.RequestID]chan effects.Effect{}}
+	s := &Session{deps: deps, server: snap.Config.Server, snap: snap, waiters: map[effects.RequestID]chan effects.Effect{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -76,7 +78,7 @@ func NewSession(cfg machine.Config, deps Deps) (*Session, error) {
 // Start loads what the store holds for the server. Requests made before
 // Start returns wait for it.
 func (s *Session) Start(ctx context.Context) error {
-	in, err := LoadStored(ctx, s.deps.Store, s.snap.Config.Server)
+	in, err := LoadStored(ctx, s.deps.Store, s.server)
 	if err != nil {
 		// An unreadable store is reported and the session starts empty:
 		// nothing is overwritten without a compare-and-swap, so a record
@@ -95,6 +97,7 @@ func (s *Session) Close() {
 	if s.wake != nil {
 		s.wake()
 	}
+	s.releaseLease()
 	s.mu.Unlock()
 }
 
@@ -171,9 +174,22 @@ func (s *Session) step(in machine.Input) (followUp machine.Input) {
 		return nil
 	}
 	s.snap = next
-	var later []effects.Effect
+	var later, first []effects.Effect
+	leading := false
 	for _, e := range out {
 		s.trace(func(t Tracer) { t.Effect(e) })
+		begins, ends := leaseChange(e)
+		if ends {
+			s.releaseLease()
+			leading = false
+		}
+		if begins {
+			leading = true
+		}
+		if leading && held(e) {
+			first = append(first, e)
+			continue
+		}
 		switch e.(type) {
 		case effects.SaveTokens, effects.ForgetTokens, effects.SaveClient, effects.ForgetClient, effects.SaveDiscovery:
 			f, err := saveEffect(s.ctx, s.deps.Store, e)
@@ -197,6 +213,9 @@ func (s *Session) step(in machine.Input) (followUp machine.Input) {
 	s.mu.Unlock()
 	for _, e := range later {
 		s.dispatch(e, authURL)
+	}
+	if len(first) > 0 {
+		go s.lead(first, authURL)
 	}
 	return followUp
 }

@@ -1,0 +1,103 @@
+package driver
+
+import (
+	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/machine"
+	"github.com/mcpauth/mcpauth/states"
+)
+
+// Sessions that share a store coordinate: before an attempt to get a
+// credential (a refresh, a grant, an authorization) sends anything, the
+// session takes the store's lock for the server's credential and reads the
+// stored credential again. When another process stored a newer one
+// meanwhile, the machine adopts it (machine.CredentialChanged) and no token
+// request is made; otherwise the attempt goes ahead under the lock, which is
+// released when the attempt ends. With rotating refresh tokens this is what
+// keeps two processes from redeeming the same refresh token.
+
+// leaseChange reports how a transition affects the lease.
+func leaseChange(e effects.Effect) (begins, ends bool) {
+	t, ok := e.(effects.Transition)
+	if !ok {
+		return false, false
+	}
+	from, to := states.State(t.From), states.State(t.To)
+	return !from.Attempting() && to.Attempting(), from.Attempting() && !to.Attempting()
+}
+
+// held reports whether an effect must wait for the lease.
+func held(e effects.Effect) bool {
+	switch e.(type) {
+	case effects.Fetch, effects.AwaitCallback, effects.LoadClient:
+		return true
+	}
+	return false
+}
+
+// releaseLease gives the lease back. Called with s.mu held.
+func (s *Session) releaseLease() {
+	if s.lease != nil {
+		s.lease()
+		s.lease = nil
+	}
+}
+
+// lead takes the lease for a new attempt, adopts a credential stored by
+// someone else if there is a newer one, and otherwise runs the attempt's
+// first effects.
+func (s *Session) lead(first []effects.Effect, authURL string) {
+	locker, ok := s.deps.Store.(Locker)
+	if ok {
+		release, err := locker.Lock(s.ctx, tokensKey(s.server))
+		if err != nil {
+			s.abandon(first, "cannot take the credential lock: "+err.Error())
+			return
+		}
+		s.mu.Lock()
+		if !s.snap.State.Attempting() {
+			s.mu.Unlock()
+			release()
+			return
+		}
+		s.lease = release
+		version := s.snap.CredentialVersion
+		s.mu.Unlock()
+		if in, ok := s.newerStored(version); ok {
+			s.feed(in)
+			if !s.Snapshot().State.Attempting() {
+				return // adopted: the transition gave the lease back
+			}
+		}
+	}
+	for _, e := range first {
+		s.dispatch(e, authURL)
+	}
+}
+
+// newerStored returns the stored credential when it is newer than version.
+func (s *Session) newerStored(version uint64) (machine.Input, bool) {
+	var t effects.Tokens
+	v, found, err := getJSON(s.ctx, s.deps.Store, tokensKey(s.server), &t)
+	if err != nil {
+		s.trace(func(tr Tracer) { tr.StoreError(err) })
+		return nil, false
+	}
+	if !found || v <= version || t.AccessToken == "" {
+		return nil, false
+	}
+	return machine.CredentialChanged{Tokens: t, Version: v}, true
+}
+
+// abandon ends an attempt whose first request cannot be sent.
+func (s *Session) abandon(first []effects.Effect, reason string) {
+	for _, e := range first {
+		if f, ok := e.(effects.Fetch); ok {
+			s.feed(machine.FetchFailed{Seq: f.Seq, Reason: reason})
+			return
+		}
+		if _, ok := e.(effects.AwaitCallback); ok {
+			s.feed(machine.CallbackFailed{Reason: reason})
+			return
+		}
+	}
+}
