@@ -86,6 +86,7 @@ func (s *Session) Start(ctx context.Context) error {
 		s.trace(func(t Tracer) { t.StoreError(err) })
 	}
 	s.feed(in)
+	s.watch()
 	return err
 }
 
