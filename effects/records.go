@@ -17,6 +17,9 @@ type Tokens struct {
 	// DPoPKeyID names the key the tokens are bound to (RFC 9449); empty for
 	// bearer tokens.
 	DPoPKeyID string
+	// Grant is how they were obtained (machine.Grant), so a restarted
+	// client without a user can obtain them again.
+	Grant string
 }
 
 // ClientSource says where a client identity came from (MCP 2025-11-25

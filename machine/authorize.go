@@ -16,6 +16,9 @@ import (
 // and asks the user agent to open it: PKCE S256 with a fresh verifier,
 // a fresh state, the RFC 8707 resource and the selected scope.
 func (st *step) authorize(scope string) error {
+	if st.s.Config.RedirectURI == "" {
+		return st.fail(&ConfigError{Field: "RedirectURI", Reason: "required for the authorization-code flow"})
+	}
 	verifier, err := randomToken(st.env.Rand, 32) // RFC 7636 §4.1: 43 characters
 	if err != nil {
 		return st.fail(err)

@@ -49,6 +49,11 @@ func (st *step) refreshAnswered(r FetchResponse) error {
 	// again; the old credential is no longer offered to anyone.
 	st.s.Credential = effects.Tokens{}
 	st.s.Attempt.KeepOnFailure = false
+	if st.s.Grant != GrantAuthorizationCode && st.s.Grant != "" {
+		// A client without a user has nobody to ask: the next request
+		// makes its grant again.
+		return st.fail(terr)
+	}
 	if err := st.to(states.RefreshRejected); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ func (st *step) storedLoaded(in StoredLoaded) error {
 	st.s.CredentialVersion = in.TokensVersion
 	if t := in.Tokens; t != nil && t.AccessToken != "" && st.s.Discovered && t.Issuer == st.s.Discovery.Authorization.Issuer {
 		st.s.Credential = *t
+		st.s.Grant = Grant(t.Grant)
 		st.s.Generation++
 		if err := st.to(states.StoredCredentialLoaded); err != nil {
 			return err
@@ -35,8 +36,13 @@ func (st *step) storedLoaded(in StoredLoaded) error {
 // dispatchParked sends the requests that waited for the store, or starts
 // the refresh they need.
 func (st *step) dispatchParked() error {
-	if st.s.State == states.Authenticated && st.s.expiring(st.env.Now) && st.s.canRefresh() && st.s.Parked > 0 {
-		return st.startRefresh()
+	if st.s.State == states.Authenticated && st.s.expiring(st.env.Now) && st.s.Parked > 0 {
+		switch {
+		case st.s.canRefresh():
+			return st.startRefresh()
+		case st.s.canRepeatGrant():
+			return st.repeatGrant(st.s.Credential.Scope)
+		}
 	}
 	st.releaseParked(nil)
 	return nil
@@ -55,6 +61,7 @@ func (st *step) credentialChanged(in CredentialChanged) error {
 		return st.unexpected(in, "the stored credential is from another authorization server")
 	}
 	st.s.Credential = t
+	st.s.Grant = Grant(t.Grant)
 	st.s.CredentialVersion = in.Version
 	st.s.Generation++
 	st.s.CureTried = false

@@ -48,6 +48,11 @@ func (st *step) tokensFrom(tr TokenResponse, resource, requestedScope, oldRefres
 	if t.Scope == "" {
 		t.Scope = requestedScope // RFC 6749 §5.1: omitted means as requested
 	}
+	if g := st.s.Attempt.Grant; g != "" {
+		t.Grant = string(g)
+	} else {
+		t.Grant = string(st.s.Grant)
+	}
 	if st.usesDPoP() && tr.TokenType == "DPoP" {
 		t.DPoPKeyID = st.s.Config.DPoPKeyID // RFC 9449 §5: bound to the proof's key
 	}
