@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -80,3 +81,12 @@ func ParseCallbackQuery(rawQuery string) (CallbackParams, error) {
 	}
 	return p, nil
 }
+
+// String shows the parameters with code and state redacted (design §4.10).
+func (p CallbackParams) String() string {
+	return fmt.Sprintf("CallbackParams{Code:%s State:%s Iss:%q Error:%q ErrorDescription:%q ErrorURI:%q HasIss:%v}",
+		redactedIf(p.Code), redactedIf(p.State), p.Iss, p.Error, p.ErrorDescription, p.ErrorURI, p.HasIss)
+}
+
+// GoString is String, for %#v.
+func (p CallbackParams) GoString() string { return p.String() }

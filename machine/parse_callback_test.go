@@ -2,6 +2,7 @@ package machine
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -96,6 +97,17 @@ func TestParseCallbackQueryErrorsNeverShowSecrets(t *testing.T) {
 			if strings.Contains(err.Error(), s) {
 				t.Errorf("error for %.80q shows a secret: %v", q, err)
 			}
+		}
+	}
+}
+
+// Design §4.10: CallbackParams printed by mistake show no code or state.
+func TestCallbackParamsStringRedacts(t *testing.T) {
+	p := CallbackParams{Code: "Code-Secret-1", State: "State-Secret-2", Iss: "https://as", HasIss: true}
+	for _, format := range []string{"%v", "%+v", "%#v"} {
+		out := fmt.Sprintf(format, p)
+		if strings.Contains(out, p.Code) || strings.Contains(out, p.State) || !strings.Contains(out, "https://as") {
+			t.Errorf("%s: %s", format, out)
 		}
 	}
 }

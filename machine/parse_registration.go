@@ -1,5 +1,7 @@
 package machine
 
+import "fmt"
+
 // Dynamic client registration responses (RFC 7591 §3.2.1 success, §3.2.2
 // error).
 
@@ -103,3 +105,12 @@ func ParseRegistrationResponse(status int, contentType string, body []byte) (Reg
 	}
 	return c, nil
 }
+
+// String shows the client with its secret redacted (design §4.10).
+func (c RegisteredClient) String() string {
+	return fmt.Sprintf("RegisteredClient{ClientID:%q ClientSecret:%s TokenEndpointAuthMethod:%q ClientIDIssuedAt:%d ClientSecretExpiresAt:%d RedirectURIs:%q GrantTypes:%q}",
+		c.ClientID, redactedIf(c.ClientSecret), c.TokenEndpointAuthMethod, c.ClientIDIssuedAt, c.ClientSecretExpiresAt, c.RedirectURIs, c.GrantTypes)
+}
+
+// GoString is String, for %#v.
+func (c RegisteredClient) GoString() string { return c.String() }

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -145,6 +146,16 @@ func TestParseRegistrationResponseErrorsNeverShowSecret(t *testing.T) {
 		}
 		if strings.Contains(msg, secret) {
 			t.Errorf("error for %s shows the secret: %s", body, msg)
+		}
+	}
+}
+
+// Design §4.10: a RegisteredClient printed by mistake shows no secret.
+func TestRegisteredClientStringRedacts(t *testing.T) {
+	c := RegisteredClient{ClientID: "c1", ClientSecret: "CS-Secret-1", TokenEndpointAuthMethod: "client_secret_basic"}
+	for _, format := range []string{"%v", "%+v", "%#v"} {
+		if out := fmt.Sprintf(format, c); strings.Contains(out, c.ClientSecret) || !strings.Contains(out, "c1") {
+			t.Errorf("%s: %s", format, out)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -174,4 +175,22 @@ func isVisibleASCII(s string, allowSpace bool) bool {
 		}
 	}
 	return true
+}
+
+// String shows the response with its tokens redacted (design §4.10), so a
+// TokenResponse printed by mistake leaks nothing.
+func (t TokenResponse) String() string {
+	return fmt.Sprintf("TokenResponse{AccessToken:%s TokenType:%q RefreshToken:%s Scope:%q IDToken:%s ExpiresIn:%d HasExpiresIn:%v IssuedTokenType:%q}",
+		redactedIf(t.AccessToken), t.TokenType, redactedIf(t.RefreshToken), t.Scope, redactedIf(t.IDToken), t.ExpiresIn, t.HasExpiresIn, t.IssuedTokenType)
+}
+
+// GoString is String, for %#v.
+func (t TokenResponse) GoString() string { return t.String() }
+
+// redactedIf prints a secret as "[redacted]", or "" when there is none.
+func redactedIf(secret string) string {
+	if secret == "" {
+		return `""`
+	}
+	return "[redacted]"
 }

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -366,6 +367,22 @@ func TestParseErrorMessages(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// Design §4.10: a TokenResponse printed by mistake shows no token.
+func TestTokenResponseStringRedacts(t *testing.T) {
+	tr := TokenResponse{AccessToken: "AT-Secret-1", RefreshToken: "RT-Secret-2", IDToken: "ID-Secret-3", TokenType: "Bearer", Scope: "a b", ExpiresIn: 60, HasExpiresIn: true}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(format, tr)
+		for _, s := range []string{tr.AccessToken, tr.RefreshToken, tr.IDToken} {
+			if strings.Contains(out, s) {
+				t.Errorf("%s shows %q: %s", format, s, out)
+			}
+		}
+		if !strings.Contains(out, "[redacted]") || !strings.Contains(out, "Bearer") {
+			t.Errorf("%s: %s", format, out)
 		}
 	}
 }

@@ -31,7 +31,7 @@ var Table = fsm.Events{
 	// 9728 §5.1, MCP 2025-11-25 Authorization Flow.
 	ev(Challenged, src(Unauthenticated, Authenticated), DiscoveringResource),
 	ev(CredentialExpiring, src(Authenticated), Refreshing),
-	ev(ScopeInsufficient, src(Authenticated), AwaitingCallback),
+	ev(ScopeInsufficient, src(Unauthenticated, Authenticated), AwaitingCallback),
 
 	ev(ResourceMetadataMissed, src(DiscoveringResource), DiscoveringResource),
 	ev(ResourceMetadataFound, src(DiscoveringResource), DiscoveringIssuer),
@@ -46,7 +46,7 @@ var Table = fsm.Events{
 	// Grants without a user (MCP extensions: OAuth client credentials,
 	// workload identity, enterprise-managed authorization).
 	ev(GrantReady, src(DiscoveringIssuer, LoadingClient), RequestingToken),
-	ev(GrantRepeated, src(Authenticated), RequestingToken),
+	ev(GrantRepeated, src(Unauthenticated, Authenticated), RequestingToken),
 	ev(IdentityExchangeStarted, src(DiscoveringIssuer, LoadingClient), ExchangingIdentity),
 	ev(IdentityExchanged, src(ExchangingIdentity), RequestingToken),
 
