@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpauth/mcpauth/driver"
+	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/httpdriver"
+	"github.com/mcpauth/mcpauth/machine"
+)
+
+// loginFlags are the flags of `mcpauth login`.
+type loginFlags struct {
+	store             *string
+	clientID          *string
+	clientSecret      *string
+	clientSecretFile  *string
+	clientMetadataURL *string
+	scope             *string
+	callbackPort      *int
+	noBrowser         *bool
+}
+
+func loginCommand() *command {
+	return &command{
+		name:    "login",
+		args:    "<mcp-url>",
+		nargs:   1,
+		summary: "sign in to an MCP server in the browser and store the tokens",
+		about: `
+Signs in for real: makes one MCP request to the server, and when it answers 401 discovers its
+authorization server (RFC 9728, RFC 8414), gets a client identity (a pre-registered --client-id,
+a client metadata document with --client-metadata-url, or dynamic registration, RFC 7591), opens
+your browser at the authorization page (PKCE), waits for the answer on a loopback callback
+(http://127.0.0.1:<port>/callback, RFC 8252), exchanges the code for tokens, and stores the tokens
+and the registration in the store file (mode 0600). A stored sign-in for the server is replaced.
+
+The client secret of a confidential client comes from --client-secret-file, the environment
+variable MCPAUTH_CLIENT_SECRET, or --client-secret (visible to other users in the process list:
+prefer the first two).
+
+Progress goes to stderr; what you signed in to (issuer, scopes, expiry) to stdout.`,
+		examples: []string{
+			"mcpauth login https://mcp.example.com/mcp",
+			"mcpauth login --no-browser https://mcp.example.com/mcp        # print the URL to open instead",
+			"mcpauth login --client-id my-app --client-secret-file ~/.secret https://mcp.example.com/mcp",
+			"MCPAUTH_CLIENT_SECRET=... mcpauth login --client-id my-app https://mcp.example.com/mcp",
+			"mcpauth login --client-metadata-url https://app.example.com/client.json https://mcp.example.com/mcp",
+			"mcpauth login --callback-port 8976 --scope 'files:read files:write' https://mcp.example.com/mcp",
+		},
+		timeout: 5 * time.Minute,
+		bind: func(fs *flag.FlagSet) action {
+			f := loginFlags{
+				store:             storePathFlag(fs),
+				clientID:          fs.String("client-id", "", "a pre-registered client id (skips registration)"),
+				clientSecret:      fs.String("client-secret", "", "the pre-registered client's secret (prefer --client-secret-file or $MCPAUTH_CLIENT_SECRET)"),
+				clientSecretFile:  fs.String("client-secret-file", "", "read the client secret from `FILE`"),
+				clientMetadataURL: fs.String("client-metadata-url", "", "this client's Client ID Metadata Document `URL` (https), used when the server supports it"),
+				scope:             fs.String("scope", "", "the scopes to ask for, space-separated (default: what the server suggests)"),
+				callbackPort:      fs.Int("callback-port", 0, "the loopback `port` the browser returns to (0: any free port)"),
+				noBrowser:         fs.Bool("no-browser", false, "print the authorization URL instead of opening a browser"),
+			}
+			return func(ctx context.Context, inv *invocation) error {
+				return runLogin(ctx, inv, f)
+			}
+		},
+	}
+}
+
+// clientSecret resolves the secret: one of the flags, else the environment.
+func (f loginFlags) secret(e *env) (string, error) {
+	if *f.clientSecret != "" && *f.clientSecretFile != "" {
+		return "", usageError("pass --client-secret or --client-secret-file, not both")
+	}
+	secret := *f.clientSecret
+	if *f.clientSecretFile != "" {
+		b, err := os.ReadFile(*f.clientSecretFile)
+		if err != nil {
+			return "", &failure{msg: "cannot read the client secret: " + err.Error(), next: "check --client-secret-file", err: err}
+		}
+		secret = strings.TrimRight(string(b), "\r\n")
+		if secret == "" {
+			return "", usageError("the client secret file %s is empty", *f.clientSecretFile)
+		}
+	}
+	if secret == "" {
+		secret = e.getenv("MCPAUTH_CLIENT_SECRET")
+	}
+	if secret != "" && *f.clientID == "" {
+		return "", usageError("a client secret needs --client-id")
+	}
+	return secret, nil
+}
+
+func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
+	e := inv.env
+	server, err := serverArg(inv)
+	if err != nil {
+		return err
+	}
+	secret, err := f.secret(e)
+	if err != nil {
+		return err
+	}
+	if u := *f.clientMetadataURL; u != "" {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || strings.Trim(p.Path, "/") == "" {
+			return usageError("--client-metadata-url must be an https URL with a path")
+		}
+	}
+	if p := *f.callbackPort; p < 0 || p > 65535 {
+		return usageError("--callback-port must be between 0 and 65535")
+	}
+	path, err := resolveStorePath(e, *f.store)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(path)
+	if err != nil {
+		return err
+	}
+	prior, err := loadSignIn(ctx, store, server)
+	if err != nil {
+		return err
+	}
+
+	// The loopback callback. A stored client is bound to the redirect URI
+	// it was registered (or first used) with, and an authorization server
+	// may match it exactly, port included: its port is reused when free.
+	port := *f.callbackPort
+	registered := registeredPort(prior)
+	if port == 0 && registered != 0 {
+		port = registered
+	}
+	cb, err := httpdriver.ListenCallback(port, "/callback")
+	if err != nil && port == registered && *f.callbackPort == 0 {
+		cb, err = httpdriver.ListenCallback(0, "/callback")
+	}
+	if err != nil {
+		return &failure{msg: fmt.Sprintf("cannot listen for the browser's answer on 127.0.0.1:%d: %v", port, err), next: "pass another --callback-port (0 picks a free one)", err: err}
+	}
+	defer cb.Close()
+	if prior.hasClient && prior.client.Source == effects.ClientDynamic && !contains(prior.client.RedirectURIs, cb.RedirectURI()) {
+		// That registration cannot take this redirect URI: register anew.
+		if err := store.Delete(ctx, clientKey(prior.issuer()), 0); err != nil {
+			return err
+		}
+	}
+	// A new sign-in replaces the stored one: without this the stored
+	// credential would simply be used.
+	if prior.hasTokens {
+		if err := store.Delete(ctx, tokensKey(server), 0); err != nil {
+			return err
+		}
+	}
+
+	w := newWiring(inv)
+	defer w.close()
+	prog := &progress{c: e.stderrConsole(), lines: inv.verbose, now: e.now}
+	cb.Timeout = untilDeadline(ctx, 5*time.Minute)
+	open := httpdriver.OpenBrowser
+	if *f.noBrowser {
+		open = httpdriver.PrintURL
+	}
+	cb.Open = func(authURL string) error {
+		prog.breakLine()
+		return open(authURL)
+	}
+	var ua driver.UserAgent = cb
+	if e.userAgent != nil {
+		ua = e.userAgent(cb.RedirectURI())
+	}
+
+	cfg := machine.Config{
+		Server:            server,
+		RedirectURI:       cb.RedirectURI(),
+		ClientName:        "mcpauth",
+		ClientMetadataURL: *f.clientMetadataURL,
+	}
+	if *f.scope != "" {
+		cfg.Scopes = strings.Fields(*f.scope)
+	}
+	if *f.clientID != "" {
+		cfg.Clients = []effects.Client{{ClientID: *f.clientID, ClientSecret: secret}}
+	}
+	prog.c.printf("signing in to %s\n", server)
+	t, err := w.transport(ctx, cfg, store, ua, w.tracer(prog))
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+
+	// One MCP request triggers the sign-in; listing the tools checks it.
+	session, err := connectMCP(ctx, t, server)
+	prog.breakLine()
+	if err != nil {
+		return err
+	}
+	tools, listErr := session.ListTools(ctx, nil)
+	session.Close()
+	if err := w.errs.first(); err != nil {
+		return &failure{msg: "signed in, but the store could not be written: " + trim(err.Error()), next: "check that " + path + " is writable, then sign in again", err: err}
+	}
+	snap := t.Session().Snapshot()
+	if !snap.HasCredential() {
+		return &failure{msg: server + " answered without asking for authorization: there is nothing to sign in to", next: "use the server as it is; 'mcpauth tools' needs no sign-in for it either"}
+	}
+	// The machine stores only dynamically registered clients; keep a
+	// configured client (or a metadata document URL) bound to its issuer
+	// too, so that token, tools and logout can refresh and revoke.
+	if snap.HasClient && snap.Client.Source != effects.ClientDynamic {
+		if err := putRecord(ctx, store, clientKey(snap.Client.Issuer), snap.Client); err != nil {
+			return err
+		}
+	}
+
+	out := e.stdoutConsole()
+	cred := snap.Credential
+	out.printf("%s %s\n", out.paint(styleGreen, "signed in to"), server)
+	row := func(k, v string) { out.printf("  %-14s %s\n", k, v) }
+	row("issuer", cred.Issuer)
+	clientLine := cred.ClientID
+	if snap.HasClient {
+		clientLine += "  (" + clientKind(snap.Client) + ")"
+	}
+	row("client id", clientLine)
+	scope := cred.Scope
+	if scope == "" {
+		scope = "(none named)"
+	}
+	row("scopes", scope)
+	row("expires", expiry(cred.ExpiresAt, e.now(), cred.RefreshToken != ""))
+	if cred.RefreshToken != "" {
+		row("refresh token", "held (renewed by 'mcpauth token' when needed)")
+	} else {
+		row("refresh token", "none: sign in again when the access token expires")
+	}
+	if listErr == nil {
+		row("tools", strconv.Itoa(len(tools.Tools)))
+	} else {
+		msg, _ := explain(listErr, inv)
+		row("tools", "could not be listed: "+msg)
+	}
+	row("stored in", path)
+	return nil
+}
+
+// registeredPort is the port of the loopback redirect URI the stored client
+// was registered or used with, or 0.
+func registeredPort(in signIn) int {
+	if !in.hasClient || len(in.client.RedirectURIs) == 0 {
+		return 0
+	}
+	u, err := url.Parse(in.client.RedirectURIs[0])
+	if err != nil || u.Hostname() != "127.0.0.1" || u.Path != "/callback" {
+		return 0
+	}
+	p, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return 0
+	}
+	return p
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"time"
+
+	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/httpdriver"
+)
+
+func logoutCommand() *command {
+	return &command{
+		name:    "logout",
+		args:    "<mcp-url>",
+		nargs:   1,
+		summary: "revoke the tokens at the authorization server and forget the sign-in",
+		about: `
+Revokes the stored refresh token and access token at the authorization server when it
+advertises a revocation endpoint (RFC 7009), authenticating as the stored client does at its
+token endpoint, then deletes the server's tokens and discovery record from the store, and the
+client registration too unless another stored sign-in uses the same authorization server.
+
+When revocation fails nothing is deleted, so you can try again; --no-revoke forgets the
+sign-in here without asking the server (the tokens then stay valid until they expire).`,
+		examples: []string{
+			"mcpauth logout https://mcp.example.com/mcp",
+			"mcpauth logout --no-revoke https://mcp.example.com/mcp    # the server is gone: just forget it",
+		},
+		timeout: 30 * time.Second,
+		bind: func(fs *flag.FlagSet) action {
+			storeFlag := storePathFlag(fs)
+			noRevoke := fs.Bool("no-revoke", false, "do not revoke at the authorization server; only delete the stored records")
+			return func(ctx context.Context, inv *invocation) error {
+				return runLogout(ctx, inv, *storeFlag, *noRevoke)
+			}
+		},
+	}
+}
+
+func runLogout(ctx context.Context, inv *invocation, storeFlag string, noRevoke bool) error {
+	e := inv.env
+	server, err := serverArg(inv)
+	if err != nil {
+		return err
+	}
+	path, err := resolveStorePath(e, storeFlag)
+	if err != nil {
+		return err
+	}
+	out := e.stdoutConsole()
+	if !storeExists(path) {
+		out.printf("Not signed in to %s: nothing is stored in %s.\n", server, path)
+		return nil
+	}
+	store, err := openStore(path)
+	if err != nil {
+		return err
+	}
+	in, err := loadSignIn(ctx, store, server)
+	if err != nil {
+		return err
+	}
+	if !in.hasTokens && !in.hasDisc {
+		out.printf("Not signed in to %s: nothing to do.\n", server)
+		return nil
+	}
+
+	// RFC 7009: the refresh token first (revoking it should end the whole
+	// grant), then the access token, for servers that do not.
+	endpoint := in.discovery.Authorization.RevocationEndpoint
+	var notes []string
+	switch {
+	case !in.hasTokens:
+		notes = append(notes, "no tokens were stored (an earlier refresh was refused): nothing to revoke")
+	case noRevoke:
+		notes = append(notes, "not revoked (--no-revoke): the tokens stay valid at the server until they expire")
+	case endpoint == "":
+		notes = append(notes, "the authorization server offers no revocation endpoint: the tokens stay valid there until they expire")
+	default:
+		client := in.client
+		if !in.hasClient || client.ClientID != in.tokens.ClientID {
+			client = effects.Client{ClientID: in.tokens.ClientID, AuthMethod: "none"}
+		}
+		w := newWiring(inv)
+		defer w.close()
+		req := &httpdriver.Requester{Client: &http.Client{Transport: w.rt("oauth")}}
+		for _, tok := range []struct{ value, hint string }{
+			{in.tokens.RefreshToken, "refresh_token"},
+			{in.tokens.AccessToken, "access_token"},
+		} {
+			if tok.value == "" {
+				continue
+			}
+			if err := revoke(ctx, req, endpoint, client, tok.value, tok.hint); err != nil {
+				return &failure{
+					msg:  "revoking the " + tok.hint + " at " + in.issuer() + " failed: " + oauthText(err) + "; nothing was deleted",
+					next: "try again later, or forget the sign-in here only with 'mcpauth logout --no-revoke " + server + "'",
+					err:  err,
+				}
+			}
+			notes = append(notes, "revoked the "+tok.hint+" at "+in.issuer())
+		}
+	}
+
+	// The registration is per issuer: keep it while another sign-in needs it.
+	recs, err := listRecords(path)
+	if err != nil {
+		return err
+	}
+	issuer := in.issuer()
+	shared := false
+	for _, other := range keysWithPrefix(recs, discoveryPrefix) {
+		if other == server {
+			continue
+		}
+		var d effects.Discovery
+		if json.Unmarshal(recs[discoveryKey(other)], &d) == nil && d.Authorization.Issuer == issuer {
+			shared = true
+		}
+	}
+	keys := []string{tokensKey(server), discoveryKey(server)}
+	if issuer != "" && !shared {
+		keys = append(keys, clientKey(issuer))
+	}
+	for _, k := range keys {
+		if err := store.Delete(ctx, k, 0); err != nil {
+			return err
+		}
+	}
+	out.printf("%s %s\n", out.paint(styleGreen, "signed out of"), server)
+	for _, n := range notes {
+		out.printf("  %s\n", n)
+	}
+	if shared {
+		out.printf("  kept the client registration at %s: another stored sign-in uses it\n", issuer)
+	}
+	out.printf("  deleted the stored records from %s\n", path)
+	return nil
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"strings"
+	"time"
+)
+
+func toolsCommand() *command {
+	return &command{
+		name:    "tools",
+		args:    "<mcp-url>",
+		nargs:   1,
+		summary: "list the server's tools, signed in with the stored sign-in",
+		about: `
+Connects the official MCP Go SDK client to the server through mcpauth, signed in with the stored
+credential (refreshed when needed), and lists the tools the server offers: a quick way to check
+that a sign-in works. It never opens a browser; when a sign-in is needed it says so and exits 1.`,
+		examples: []string{
+			"mcpauth tools https://mcp.example.com/mcp",
+			"mcpauth tools -v https://mcp.example.com/mcp    # with the live trace on stderr",
+		},
+		timeout: 30 * time.Second,
+		bind: func(fs *flag.FlagSet) action {
+			storeFlag := storePathFlag(fs)
+			return func(ctx context.Context, inv *invocation) error {
+				return runTools(ctx, inv, *storeFlag)
+			}
+		},
+	}
+}
+
+func runTools(ctx context.Context, inv *invocation, storeFlag string) error {
+	server, err := serverArg(inv)
+	if err != nil {
+		return err
+	}
+	c, err := connectStored(ctx, inv, storeFlag, server)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	res, err := c.session.ListTools(ctx, nil)
+	if err != nil {
+		return c.explain(err)
+	}
+	out := inv.env.stdoutConsole()
+	if len(res.Tools) == 0 {
+		out.printf("%s offers no tools.\n", server)
+		return nil
+	}
+	width := 0
+	for _, t := range res.Tools {
+		width = max(width, len(t.Name))
+	}
+	for _, t := range res.Tools {
+		desc, _, _ := strings.Cut(strings.TrimSpace(t.Description), "\n")
+		out.printf("%s  %s\n", out.paint(styleBold, pad(t.Name, width)), desc)
+	}
+	return nil
+}
+
+func pad(s string, n int) string {
+	if len(s) >= n {
+		return s
+	}
+	return s + strings.Repeat(" ", n-len(s))
+}
