@@ -31,10 +31,21 @@ func (st *step) knownClient(m effects.ServerMetadata) (effects.Client, bool) {
 			Source:       effects.ClientMetadataURL,
 		}, true
 	}
-	if st.s.HasClient && st.s.Client.Issuer == m.Issuer && st.clientValid(st.s.Client) {
+	if st.s.HasClient && st.usable(st.s.Client, m.Issuer) {
 		return st.s.Client, true
 	}
 	return effects.Client{}, false
+}
+
+// usable reports whether a stored registration can be used for this flow:
+// bound to the issuer, its secret unexpired, and registered with the
+// redirect URI in use (servers match redirect URIs exactly, port included).
+func (st *step) usable(c effects.Client, issuer string) bool {
+	if c.Issuer != issuer || c.ClientID == "" || !st.clientValid(c) {
+		return false
+	}
+	uri := st.s.Config.RedirectURI
+	return c.Source != effects.ClientDynamic || uri == "" || len(c.RedirectURIs) == 0 || contains(c.RedirectURIs, uri)
 }
 
 // preRegistered binds a configured client to the issuer (SEP-2352) and
@@ -87,7 +98,7 @@ func (st *step) clientLoaded(in ClientLoaded) error {
 		return st.unexpected(in, "no client is being loaded")
 	}
 	m := st.s.Discovery.Authorization
-	if c := in.Client; c != nil && c.Issuer == m.Issuer && c.ClientID != "" && st.clientValid(*c) {
+	if c := in.Client; c != nil && st.usable(*c, m.Issuer) {
 		st.s.Client, st.s.HasClient = *c, true
 		if err := st.to(states.ClientFound); err != nil {
 			return err

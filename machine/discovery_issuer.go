@@ -161,6 +161,11 @@ func (st *step) issuerValidated(m effects.ServerMetadata, synthesized bool) erro
 		return st.beginGrantWithoutUser(m, g)
 	}
 	if c, ok := st.knownClient(m); ok {
+		if c.Source != effects.ClientDynamic && (!st.s.HasClient || st.s.Client.ClientID != c.ClientID) {
+			// Kept so that a later run without this configuration (a
+			// token command, a restart) can refresh and revoke.
+			st.emit(effects.SaveClient{Client: c})
+		}
 		st.s.Client, st.s.HasClient = c, true
 		if err := st.to(states.ClientFound); err != nil {
 			return err
