@@ -99,9 +99,6 @@ func s256(verifier string) string {
 // code. Order matters (RFC 9207 §2.4, A-AUTHZ-08): state and iss are
 // checked before the error or code is acted on.
 func (st *step) callbackReceived(in CallbackReceived) error {
-	if st.s.State != states.AwaitingCallback {
-		return st.unexpected(in, "no callback is awaited")
-	}
 	p, err := ParseCallbackQuery(in.Query)
 	if err != nil {
 		return st.fail(err)

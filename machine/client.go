@@ -16,7 +16,8 @@ func (st *step) knownClient(m effects.ServerMetadata) (effects.Client, bool) {
 		}
 	}
 	for _, c := range cfg.Clients {
-		if c.Issuer == "" {
+		if c.Issuer == "" && (st.s.AnyIssuerBoundTo == "" || st.s.AnyIssuerBoundTo == m.Issuer) {
+			st.s.AnyIssuerBoundTo = m.Issuer
 			return st.preRegistered(c, m), true
 		}
 	}
@@ -94,9 +95,6 @@ func (st *step) clientValid(c effects.Client) bool {
 // clientLoaded takes the registration the store holds for the issuer, or
 // registers a new client.
 func (st *step) clientLoaded(in ClientLoaded) error {
-	if st.s.State != states.LoadingClient {
-		return st.unexpected(in, "no client is being loaded")
-	}
 	m := st.s.Discovery.Authorization
 	if c := in.Client; c != nil && st.usable(*c, m.Issuer) {
 		st.s.Client, st.s.HasClient = *c, true

@@ -31,7 +31,10 @@ func (st *step) tryServer(i int) error {
 		st.fetchMetadata(effects.PurposeServerMetadata, candidates[0])
 		return nil
 	}
-	if a.Legacy {
+	// A-LEG-04: the default endpoints stand in for metadata that does not
+	// exist, never for metadata that exists and was refused (A-ASM-06,
+	// A-PKCE-05).
+	if a.Legacy && !a.Refused {
 		return st.issuerValidated(legacyMetadata(a.Servers[0]), true)
 	}
 	return st.fail(&DiscoveryError{Server: st.s.Config.Server, Tried: a.Problems})
@@ -64,15 +67,18 @@ func (st *step) serverMetadataAnswered(r FetchResponse) error {
 	}
 	m, err := ParseServerMetadata(r.Body)
 	if err != nil {
+		a.Refused = true
 		return st.nextCandidate(u + ": " + err.Error())
 	}
 	// RFC 8414 §3.3, A-ASM-06: the issuer must be the identifier the URL was
 	// built from; a mismatching document is never used, not even its
 	// registration endpoint (conformance metadata-issuer-mismatch).
 	if !IssuerMatches(m.Issuer, issuer, st.s.Config.TolerateIssuerSlash) {
+		a.Refused = true
 		return st.nextCandidate((&IssuerMismatchError{Want: issuer, Got: m.Issuer}).Error())
 	}
 	if err := st.checkServer(m); err != nil {
+		a.Refused = true
 		a.Problems = appendCopy(a.Problems, err.Error())
 		return st.nextServer()
 	}

@@ -206,6 +206,19 @@ func (st *step) insufficientScope(in ProtectedResponse, info RequestInfo, c Chal
 		st.finish(in.Request, &StepUpLimitError{Scope: scope, Limit: limit})
 		return nil
 	}
+	if st.s.State == states.Authenticated && in.Credential < st.s.Generation {
+		// Refused for a credential a step-up has since replaced: the new
+		// one may carry the scope, so send again before asking anyone.
+		limit := st.s.Config.Limits.ResendsPerRequest
+		if info.Resends >= limit {
+			st.finish(in.Request, &UnauthorizedError{Status: in.Status, Limit: limit})
+			return nil
+		}
+		info.Resends++
+		st.s.Requests = st.s.Requests.With(in.Request, info)
+		st.send(in.Request)
+		return nil
+	}
 	info.StepUps++
 	st.s.Requests = st.s.Requests.With(in.Request, info)
 	st.park(in.Request, true)

@@ -18,7 +18,9 @@ func (st *step) startRefresh() error {
 	form := url.Values{}
 	form.Set("grant_type", "refresh_token")
 	form.Set("refresh_token", t.RefreshToken)
-	if t.Resource != "" && t.Resource != st.s.Config.Server || !st.s.Discovery.Legacy {
+	// The same resource as the original grant (A-RES-02): none only for a
+	// 2025-03-26 server, which sent none then either.
+	if res, err := st.resourceParam(); err == nil && res != "" {
 		form.Set("resource", t.Resource)
 	}
 	return st.tokenRequest(effects.PurposeRefresh, form)

@@ -18,10 +18,23 @@ func (st *step) initialScope() string {
 	case len(st.s.Discovery.Resource.ScopesSupported) > 0:
 		scope = strings.Join(st.s.Discovery.Resource.ScopesSupported, " ")
 	}
+	// A-REF-05: offline_access named by the resource server is not a
+	// resource requirement; it is asked for only on the terms above.
+	scope = withoutScope(scope, "offline_access")
 	if st.wantsOfflineAccess() {
 		scope = unionScopes(scope, "offline_access")
 	}
 	return scope
+}
+
+func withoutScope(list, drop string) string {
+	var out []string
+	for _, s := range strings.Fields(list) {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // wantsOfflineAccess reports whether offline_access should be asked for.

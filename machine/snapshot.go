@@ -31,6 +31,10 @@ type Snapshot struct {
 	RequestedScope string
 	// Grant is the grant that produced Credential.
 	Grant Grant
+	// AnyIssuerBoundTo is the issuer a configured client without an issuer
+	// was bound to on first use (SEP-2352): it is never presented to
+	// another authorization server.
+	AnyIssuerBoundTo string
 
 	Discovery  effects.Discovery
 	Discovered bool
@@ -73,6 +77,9 @@ type Attempt struct {
 	Legacy              bool
 	// Problems collects why candidates were refused, for the final error.
 	Problems []string
+	// Refused is set when a metadata document was found but refused: the
+	// legacy default endpoints are then not used in its place.
+	Refused bool
 
 	// Authorization request data (secret: Verifier, StateParam).
 	Scope         string
@@ -108,8 +115,11 @@ func (s Snapshot) canRefresh() bool {
 // canRepeatGrant reports whether a credential can be had again without a
 // user and without a refresh token (client credentials, workload identity).
 func (s Snapshot) canRepeatGrant() bool {
-	return s.Discovered && (s.Grant == GrantClientCredentials || s.Grant == GrantWorkloadIdentity) &&
-		(!s.HasClient || s.Client.Issuer == s.Discovery.Authorization.Issuer)
+	switch s.Grant {
+	case GrantClientCredentials, GrantWorkloadIdentity, GrantEnterprise:
+		return s.Discovered
+	}
+	return false
 }
 
 // String prints the snapshot without secrets.

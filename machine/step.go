@@ -68,26 +68,51 @@ func (st *step) run(in Input) error {
 	if !st.s.State.Attempting() {
 		return st.unexpected(in, "no attempt is running")
 	}
+	// Legality first: an illegal input changes nothing, not even the budget.
+	switch in := in.(type) {
+	case FetchResponse, FetchFailed:
+		seq := seqOf(in)
+		if seq == 0 || seq != st.s.Attempt.Pending {
+			return st.unexpected(in, fmt.Sprintf("request %d is not awaited", seq))
+		}
+	case CallbackReceived, CallbackFailed:
+		if st.s.State != states.AwaitingCallback {
+			return st.unexpected(in, "no callback is awaited")
+		}
+	case ClientLoaded:
+		if st.s.State != states.LoadingClient {
+			return st.unexpected(in, "no client is being loaded")
+		}
+	default:
+		return st.unexpected(in, "unknown input")
+	}
 	st.s.Attempt.Steps++
 	if st.s.Attempt.Steps > st.s.Config.Limits.StepsPerAttempt {
 		return st.fail(&BudgetError{Limit: st.s.Config.Limits.StepsPerAttempt})
 	}
 	switch in := in.(type) {
 	case FetchResponse:
-		return st.fetchAnswered(in.Seq, in, "")
+		return st.fetchAnswered(in, "")
 	case FetchFailed:
-		return st.fetchAnswered(in.Seq, FetchResponse{}, in.Reason)
+		return st.fetchAnswered(FetchResponse{Seq: in.Seq}, in.Reason)
 	case CallbackReceived:
 		return st.callbackReceived(in)
 	case CallbackFailed:
-		if st.s.State != states.AwaitingCallback {
-			return st.unexpected(in, "no callback is awaited")
-		}
 		return st.fail(&CallbackError{Reason: in.Reason})
 	case ClientLoaded:
 		return st.clientLoaded(in)
 	}
-	return st.unexpected(in, "unknown input")
+	return nil
+}
+
+func seqOf(in Input) uint64 {
+	switch in := in.(type) {
+	case FetchResponse:
+		return in.Seq
+	case FetchFailed:
+		return in.Seq
+	}
+	return 0
 }
 
 func (st *step) unexpected(in Input, reason string) error {
@@ -96,18 +121,12 @@ func (st *step) unexpected(in Input, reason string) error {
 
 // fetchAnswered routes the answer to the pending auxiliary request to the
 // stage that sent it. reason is set when the request failed in transport.
-func (st *step) fetchAnswered(seq uint64, r FetchResponse, reason string) error {
-	if seq == 0 || seq != st.s.Attempt.Pending {
-		return &UnexpectedInputError{State: st.s.State, Input: "fetch answer", Reason: fmt.Sprintf("request %d is not awaited", seq)}
-	}
+// The caller has checked that r answers the pending request.
+func (st *step) fetchAnswered(r FetchResponse, reason string) error {
 	st.s.Attempt.Pending = 0
 	st.rememberNonce(st.s.Attempt.PendingURL, nonceOf(r.Header))
 	if reason != "" {
-		url := ""
-		if st.s.Attempt.Next < len(st.s.Attempt.Candidates) {
-			url = st.s.Attempt.Candidates[st.s.Attempt.Next]
-		}
-		return st.fail(&TransportError{Purpose: string(st.s.Attempt.Purpose), URL: url, Reason: reason})
+		return st.fail(&TransportError{Purpose: string(st.s.Attempt.Purpose), URL: st.s.Attempt.PendingURL, Reason: reason})
 	}
 	switch st.s.State {
 	case states.DiscoveringResource:

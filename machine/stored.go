@@ -17,7 +17,7 @@ func (st *step) storedLoaded(in StoredLoaded) error {
 		}
 	}
 	st.s.CredentialVersion = in.TokensVersion
-	if t := in.Tokens; t != nil && t.AccessToken != "" && st.s.Discovered && t.Issuer == st.s.Discovery.Authorization.Issuer {
+	if t := in.Tokens; t != nil && t.AccessToken != "" && st.s.Discovered && t.Issuer == st.s.Discovery.Authorization.Issuer && st.sameResource(t.Resource) {
 		st.s.Credential = *t
 		st.s.Grant = Grant(t.Grant)
 		st.s.Generation++
@@ -54,8 +54,14 @@ func (st *step) dispatchParked() error {
 // answers are then unexpected inputs).
 func (st *step) credentialChanged(in CredentialChanged) error {
 	t := in.Tokens
-	if in.Version <= st.s.CredentialVersion || t.AccessToken == "" {
+	// Newer, or as new as ours but different: our compare-and-swap to that
+	// version lost to another writer, whose credential is the stored one.
+	lostRace := in.Version > 0 && in.Version == st.s.CredentialVersion && t.AccessToken != st.s.Credential.AccessToken
+	if t.AccessToken == "" || (in.Version < st.s.CredentialVersion || in.Version == st.s.CredentialVersion && !lostRace) {
 		return st.unexpected(in, "the stored credential is not newer")
+	}
+	if !st.sameResource(t.Resource) {
+		return st.unexpected(in, "the stored credential is for another resource")
 	}
 	if st.s.Discovered && t.Issuer != st.s.Discovery.Authorization.Issuer {
 		return st.unexpected(in, "the stored credential is from another authorization server")
@@ -71,6 +77,13 @@ func (st *step) credentialChanged(in CredentialChanged) error {
 	st.wake()
 	st.releaseParked(nil)
 	return nil
+}
+
+// sameResource reports whether a credential issued for resource may be sent
+// to this server: a token only ever goes to its resource's origin (design
+// §4.1, A-SEC-01).
+func (st *step) sameResource(resource string) bool {
+	return SameOrigin(resource, st.s.Config.Server)
 }
 
 // tick refreshes ahead of expiry when nothing else is running (A-STO-02:

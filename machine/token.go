@@ -84,7 +84,7 @@ func (st *step) adopt(t effects.Tokens) error {
 // wake asks for a tick when the credential is due for refresh.
 func (st *step) wake() {
 	t := st.s.Credential
-	if t.ExpiresAt.IsZero() || t.RefreshToken == "" {
+	if t.ExpiresAt.IsZero() || (t.RefreshToken == "" && !st.s.canRepeatGrant()) {
 		return
 	}
 	st.emit(effects.WakeAt{At: t.ExpiresAt.Add(-st.s.Config.RefreshMargin)})

@@ -429,6 +429,35 @@ func transitionCases() []transitionCase {
 			},
 		},
 
+		{
+			name: "authenticated/identity_exchange_started (SEP-990 credential expires)", from: states.Authenticated, trigger: states.IdentityExchangeStarted, to: states.ExchangingIdentity,
+			build: func(t *testing.T) (*fakeWorld, machine.Snapshot, machine.Input, []effects.Effect) {
+				w := enterpriseWorld()
+				s := authenticated(t, w)
+				w.Now = t0.Add(time.Hour)
+				return w, s, machine.Tick{}, []effects.Effect{
+					trans("authenticated", "identity_exchange_started", "exchanging_identity"),
+					enterpriseExchange(5, "mcp:read"),
+				}
+			},
+		},
+		{
+			name: "unauthenticated/identity_exchange_started (SEP-990 step-up without a credential)", from: states.Unauthenticated, trigger: states.IdentityExchangeStarted, to: states.ExchangingIdentity,
+			build: func(t *testing.T) (*fakeWorld, machine.Snapshot, machine.Input, []effects.Effect) {
+				w := enterpriseWorld()
+				s := authenticated(t, w)
+				w.AcceptAfter = 1
+				w.Status[wPRMPath] = 500
+				s = w.run(t, s, w.req(2))
+				s, _ = nextResponse(t, w, s, w.req(3))
+				in := machine.ProtectedResponse{Request: 3, Status: 403, Challenges: []string{`Bearer error="insufficient_scope", scope="mcp:write"`}}
+				return w, s, in, []effects.Effect{
+					trans("unauthenticated", "identity_exchange_started", "exchanging_identity"),
+					enterpriseExchange(6, "mcp:read mcp:write"),
+				}
+			},
+		},
+
 		// ---- discovering_resource ----
 		{
 			name: "discovering_resource/resource_metadata_missed (A-PRM-03 path then root)", from: states.DiscoveringResource, trigger: states.ResourceMetadataMissed, to: states.DiscoveringResource,
@@ -575,6 +604,8 @@ func transitionCases() []transitionCase {
 				s, held := coldUntil(t, w, holdPurpose(effects.PurposeServerMetadata))
 				return w, s, w.answer(held), []effects.Effect{
 					effects.SaveDiscovery{Server: wServer, Discovery: discoveryWith(metaWith("client_credentials"))},
+					// kept so that a restarted client can make the grant again
+					effects.SaveClient{Client: effects.Client{Issuer: wIssuer, ClientID: "svc", ClientSecret: "svc-secret", AuthMethod: "client_secret_basic", RedirectURIs: []string{wRedirect}, Source: effects.ClientPreRegistered}},
 					trans("discovering_issuer", "grant_ready", "requesting_token"),
 					grantPost(3, map[string]string{"grant_type": "client_credentials", "resource": wServer, "scope": "mcp:read"}, basic("svc:svc-secret")),
 				}
@@ -593,6 +624,7 @@ func transitionCases() []transitionCase {
 				x.Supply = []effects.Supplied{{Source: effects.SourceIDToken, Form: "subject_token"}}
 				return w, s, w.answer(held), []effects.Effect{
 					effects.SaveDiscovery{Server: wServer, Discovery: discoveryWith(metaWith("authorization_code", wJWTBearer))},
+					effects.SaveClient{Client: effects.Client{Issuer: wIssuer, ClientID: "mcp-client", ClientSecret: "s3cret", AuthMethod: "client_secret_basic", RedirectURIs: []string{wRedirect}, Source: effects.ClientPreRegistered}},
 					trans("discovering_issuer", "identity_exchange_started", "exchanging_identity"),
 					x,
 				}
@@ -1041,6 +1073,7 @@ func transitionCases() []transitionCase {
 				return w, s, w.answer(held), []effects.Effect{
 					effects.SaveTokens{Server: wServer, Tokens: tok},
 					trans("requesting_token", "token_issued", "authenticated"),
+					effects.WakeAt{At: t0.Add(time.Hour - time.Minute)}, // renewed ahead of expiry, no refresh token needed
 					effects.SendProtected{Request: 1, Header: bearerHeader("at-1"), Credential: 1},
 				}
 			},
@@ -1121,11 +1154,7 @@ func transitionCases() []transitionCase {
 }
 
 // unreachable are the table pairs the machine cannot produce, and why.
-var unreachable = map[[2]string]string{
-	{"loading_client", "grant_ready"}: "grants without a user are chosen in issuerValidated, which runs in " +
-		"discovering_issuer only; clientLoaded always goes on to the authorization-code flow",
-	{"loading_client", "identity_exchange_started"}: "same: beginGrantWithoutUser is only reached from discovering_issuer",
-}
+var unreachable = map[[2]string]string{}
 
 // runTransitionCase builds and steps one case, returning the transitions
 // it produced.
@@ -1284,7 +1313,7 @@ func TestIllegalInputsAreRefused(t *testing.T) {
 		{"credential not newer", func(t *testing.T) (*fakeWorld, machine.Snapshot, machine.Input) {
 			w := newFakeWorld()
 			s := authenticated(t, w)
-			return w, s, machine.CredentialChanged{Tokens: otherTokens(wIssuer), Version: s.CredentialVersion}
+			return w, s, machine.CredentialChanged{Tokens: otherTokens(wIssuer), Version: s.CredentialVersion - 1}
 		}},
 		{"credential from another authorization server", func(t *testing.T) (*fakeWorld, machine.Snapshot, machine.Input) {
 			w := newFakeWorld()
@@ -1342,4 +1371,15 @@ func TestIllegalInputAtTheStepBudgetIsRefused(t *testing.T) {
 	if diff := cmp.Diff(s, got); diff != "" || out != nil {
 		t.Errorf("snapshot changed (-want +got):\n%s; effects %v", diff, out)
 	}
+}
+
+// enterpriseExchange is the SEP-990 token exchange at the identity provider.
+func enterpriseExchange(seq uint64, scope string) effects.Fetch {
+	x := tokenPost(seq, effects.PurposeIdentityExchange, wIdP, formOf(
+		"audience", wIssuer, "client_id", "idp-client",
+		"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange",
+		"requested_token_type", wIDJAG, "resource", wServer, "scope", scope,
+		"subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), "")
+	x.Supply = []effects.Supplied{{Source: effects.SourceIDToken, Form: "subject_token"}}
+	return x
 }

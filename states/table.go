@@ -45,9 +45,9 @@ var Table = fsm.Events{
 
 	// Grants without a user (MCP extensions: OAuth client credentials,
 	// workload identity, enterprise-managed authorization).
-	ev(GrantReady, src(DiscoveringIssuer, LoadingClient), RequestingToken),
+	ev(GrantReady, src(DiscoveringIssuer), RequestingToken),
 	ev(GrantRepeated, src(Unauthenticated, Authenticated), RequestingToken),
-	ev(IdentityExchangeStarted, src(DiscoveringIssuer, LoadingClient), ExchangingIdentity),
+	ev(IdentityExchangeStarted, src(Unauthenticated, Authenticated, DiscoveringIssuer), ExchangingIdentity),
 	ev(IdentityExchanged, src(ExchangingIdentity), RequestingToken),
 
 	ev(CallbackReceived, src(AwaitingCallback), ExchangingCode),
