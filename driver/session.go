@@ -345,6 +345,14 @@ func (s *Session) trace(f func(Tracer)) {
 // configured sources and signed JWTs, appended to the form body or set as
 // headers.
 func (s *Session) complete(ctx context.Context, f effects.Fetch) (effects.Fetch, error) {
+	return CompleteFetch(ctx, f, s.deps.Signer, s.deps.Sources)
+}
+
+// CompleteFetch fills in what the machine left to the driver in f: values
+// from configured sources and signed JWTs, appended to the form body or set
+// as headers. Drivers that send a Fetch outside a Session (a revocation)
+// call it before sending.
+func CompleteFetch(ctx context.Context, f effects.Fetch, signer Signer, sources map[string]Source) (effects.Fetch, error) {
 	if len(f.Supply) == 0 && len(f.Sign) == 0 {
 		return f, nil
 	}
@@ -356,7 +364,7 @@ func (s *Session) complete(ctx context.Context, f effects.Fetch) (effects.Fetch,
 		body += url.QueryEscape(name) + "=" + url.QueryEscape(value)
 	}
 	for _, sup := range f.Supply {
-		src, ok := s.deps.Sources[sup.Source]
+		src, ok := sources[sup.Source]
 		if !ok {
 			return f, &SourceError{Source: sup.Source, Reason: "not configured"}
 		}
@@ -371,7 +379,10 @@ func (s *Session) complete(ctx context.Context, f effects.Fetch) (effects.Fetch,
 		header[k] = v
 	}
 	for _, sg := range f.Sign {
-		jws, err := s.deps.Signer.Sign(ctx, sg.JWT)
+		if signer == nil {
+			return f, &SignError{KeyID: sg.JWT.KeyID, Reason: "no signer is configured"}
+		}
+		jws, err := signer.Sign(ctx, sg.JWT)
 		if err != nil {
 			return f, err
 		}

@@ -94,7 +94,7 @@ func runLogout(ctx context.Context, inv *invocation, storeFlag string, noRevoke 
 			if tok.value == "" {
 				continue
 			}
-			if err := revoke(ctx, req, endpoint, client, tok.value, tok.hint); err != nil {
+			if err := revoke(ctx, req, nil, in.discovery, client, tok.value, tok.hint); err != nil {
 				return &failure{
 					msg:  "revoking the " + tok.hint + " at " + in.issuer() + " failed: " + oauthText(err) + "; nothing was deleted",
 					next: "try again later, or forget the sign-in here only with 'mcpauth logout --no-revoke " + server + "'",

@@ -2,50 +2,31 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
+	"crypto/rand"
 	"fmt"
 	"net/http"
-	"net/url"
+	"time"
 
 	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/machine"
 )
 
-// purposeRevocation names revocation requests in traces and limits.
-const purposeRevocation effects.Purpose = "revocation"
-
 // revoke asks the authorization server to revoke token (RFC 7009 §2.1),
-// authenticating as the client does at the token endpoint. It goes through
-// the requester (HTTPS unless loopback, no redirects for a request that
-// carries secrets, bounded bodies). The server answers 200 both for a
-// revoked token and for one it did not know (§2.2).
-func revoke(ctx context.Context, r driver.Requester, endpoint string, c effects.Client, token, hint string) error {
-	form := url.Values{"token": {token}, "token_type_hint": {hint}}
-	header := map[string][]string{
-		"Content-Type": {"application/x-www-form-urlencoded"},
-		"Accept":       {"application/json"},
+// authenticating as the client does at the token endpoint: the machine
+// builds the request, the driver completes it (a signed client assertion)
+// and the requester sends it (HTTPS unless loopback, no redirects for a
+// request that carries secrets, bounded bodies). The server answers 200
+// both for a revoked token and for one it did not know (§2.2).
+func revoke(ctx context.Context, r driver.Requester, signer driver.Signer, d effects.Discovery, c effects.Client, token, hint string) error {
+	f, err := machine.RevocationRequest(d, c, token, hint, machine.Env{Now: time.Now(), Rand: rand.Reader})
+	if err != nil {
+		return err
 	}
-	switch c.AuthMethod {
-	case "client_secret_basic":
-		// RFC 6749 §2.3.1: each part form-encoded before joining.
-		cred := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
-		header["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(cred))}
-	case "client_secret_post":
-		form.Set("client_id", c.ClientID)
-		form.Set("client_secret", c.ClientSecret)
-	case "", "none":
-		form.Set("client_id", c.ClientID)
-	default:
-		return fmt.Errorf("the client authenticates with %s, which this command cannot do for revocation", c.AuthMethod)
+	if f, err = driver.CompleteFetch(ctx, f, signer, nil); err != nil {
+		return err
 	}
-	resp, err := r.Fetch(ctx, effects.Fetch{
-		Purpose: purposeRevocation,
-		Method:  http.MethodPost,
-		URL:     endpoint,
-		Header:  header,
-		Body:    []byte(form.Encode()),
-	})
+	resp, err := r.Fetch(ctx, f)
 	if err != nil {
 		return err
 	}
