@@ -154,17 +154,19 @@ func (s *Session) Do(ctx context.Context, method, url string, send SendFunc) err
 }
 
 // feed steps the machine with in and carries out the effects, feeding any
-// follow-up input (a lost compare-and-swap) in turn.
+// follow-up inputs (a lost compare-and-swap) in turn.
 func (s *Session) feed(in machine.Input) {
-	for in != nil {
-		in = s.step(in)
+	queue := []machine.Input{in}
+	for len(queue) > 0 {
+		next := s.step(queue[0])
+		queue = append(queue[1:], next...)
 	}
 }
 
 // step runs one Step under the lock, with the store effects, so that no
 // request can carry a credential before it is saved; then dispatches the
 // other effects outside the lock.
-func (s *Session) step(in machine.Input) (followUp machine.Input) {
+func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 	s.mu.Lock()
 	now := s.deps.Clock.Now()
 	s.trace(func(t Tracer) { t.Input(in, now) })
@@ -174,9 +176,11 @@ func (s *Session) step(in machine.Input) (followUp machine.Input) {
 		s.mu.Unlock()
 		return nil
 	}
+	followUps = nil
 	s.snap = next
 	var later, first []effects.Effect
-	leading := false
+	var withheld []machine.Input
+	leading, lostSave := false, false
 	for _, e := range out {
 		s.trace(func(t Tracer) { t.Effect(e) })
 		begins, ends := leaseChange(e)
@@ -198,13 +202,22 @@ func (s *Session) step(in machine.Input) (followUp machine.Input) {
 				s.trace(func(t Tracer) { t.StoreError(err) })
 			}
 			if f != nil {
-				followUp = f
+				// Another writer stored a newer credential: the machine
+				// adopts it, and no request carries the unsaved one.
+				followUps = append(followUps, f)
+				lostSave = true
 			}
 		case effects.OpenURL:
 			s.authURL = e.(effects.OpenURL).URL
 		case effects.WakeAt:
 			s.schedule(e.(effects.WakeAt), now)
-		case effects.SendProtected, effects.Deliver, effects.Fail:
+		case effects.SendProtected:
+			if lostSave {
+				withheld = append(withheld, machine.SendWithheld{Request: e.(effects.SendProtected).Request})
+				continue
+			}
+			later = append(later, s.route(e))
+		case effects.Deliver, effects.Fail:
 			later = append(later, s.route(e))
 		default:
 			later = append(later, e)
@@ -218,7 +231,7 @@ func (s *Session) step(in machine.Input) (followUp machine.Input) {
 	if len(first) > 0 {
 		go s.lead(first, authURL)
 	}
-	return followUp
+	return append(followUps, withheld...)
 }
 
 // routed is a request effect paired with its waiter's channel.

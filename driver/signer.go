@@ -38,9 +38,10 @@ func (e *SignError) Error() string {
 }
 
 // KeySigner is an in-memory Signer. Keys are added from PEM or as
-// crypto.Signers; a key asked for by an id it does not hold is generated
-// (ECDSA P-256) when Generate is set — right for DPoP keys, which are this
-// client's own (RFC 9449 §2), never for client authentication keys.
+// crypto.Signers; when Generate is set, a DPoP proof (a JWT that embeds its
+// public key) asked for by an id it does not hold gets a new ECDSA P-256
+// key: DPoP keys are this client's own (RFC 9449 §2). A client assertion
+// key is never made up.
 type KeySigner struct {
 	Generate bool
 
@@ -92,13 +93,13 @@ func (k *KeySigner) AddPEM(id string, data []byte) (alg string, err error) {
 	return alg, nil
 }
 
-func (k *KeySigner) key(id string) (crypto.Signer, error) {
+func (k *KeySigner) key(id string, generate bool) (crypto.Signer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if key, ok := k.keys[id]; ok {
 		return key, nil
 	}
-	if !k.Generate {
+	if !k.Generate || !generate {
 		return nil, &SignError{KeyID: id, Reason: "no such key"}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -115,7 +116,9 @@ func (k *KeySigner) key(id string) (crypto.Signer, error) {
 // Sign implements Signer with go-jose: compact JWS, typ from the JWT, and
 // the public JWK in the header when asked (RFC 9449 §4.2).
 func (k *KeySigner) Sign(_ context.Context, j effects.JWT) (string, error) {
-	key, err := k.key(j.KeyID)
+	// Only a key whose public half travels with the JWT (a DPoP proof) may
+	// be made up here; a client assertion key must be the registered one.
+	key, err := k.key(j.KeyID, j.EmbedJWK)
 	if err != nil {
 		return "", err
 	}
@@ -143,7 +146,7 @@ func (k *KeySigner) Sign(_ context.Context, j effects.JWT) (string, error) {
 // PublicJWK returns the public key held under id as a JWK (for tests and
 // for computing the RFC 7638 thumbprint a server binds tokens to).
 func (k *KeySigner) PublicJWK(id string) (jose.JSONWebKey, error) {
-	key, err := k.key(id)
+	key, err := k.key(id, true)
 	if err != nil {
 		return jose.JSONWebKey{}, err
 	}

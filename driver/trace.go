@@ -150,6 +150,8 @@ func decodeInput(l TraceLine) (machine.Input, error) {
 		in, err = decodeAs[machine.CredentialChanged](l.Input)
 	case "Tick":
 		in = machine.Tick{}
+	case "SendWithheld":
+		in, err = decodeAs[machine.SendWithheld](l.Input)
 	default:
 		return nil, fmt.Errorf("driver: trace input of unknown type %q", l.Type)
 	}

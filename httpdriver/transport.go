@@ -41,6 +41,7 @@ type Options struct {
 type Transport struct {
 	session *driver.Session
 	base    http.RoundTripper
+	server  string
 }
 
 // NewTransport builds the transport for cfg and loads what the store holds.
@@ -72,7 +73,7 @@ func NewTransport(ctx context.Context, cfg machine.Config, opts Options) (*Trans
 		s.Close()
 		return nil, err
 	}
-	return &Transport{session: s, base: opts.Base}, nil
+	return &Transport{session: s, base: opts.Base, server: cfg.Server}, nil
 }
 
 // Session exposes the driver session (for status and tests).
@@ -91,6 +92,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var (
 		mu   sync.Mutex
 		last *http.Response
+		own  = machine.SameOrigin(req.URL.String(), t.server)
 	)
 	send := func(ctx context.Context, header map[string][]string) (driver.Answer, error) {
 		clone := req.Clone(ctx)
@@ -101,8 +103,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			clone.Body = body
 		}
-		// A credential set by the caller is replaced, never combined.
-		clone.Header.Del("Authorization")
+		// The machine owns the credential of the MCP server's origin: one
+		// set by the caller is replaced, never combined. A request to
+		// another origin goes untouched.
+		if own {
+			clone.Header.Del("Authorization")
+		}
 		for k, vs := range header {
 			clone.Header[k] = vs
 		}
@@ -141,6 +147,8 @@ func replayableBody(req *http.Request) (func() (io.ReadCloser, error), error) {
 		return nil, nil
 	}
 	if req.GetBody != nil {
+		// http.RoundTripper must close the body even when it sends copies.
+		req.Body.Close()
 		return req.GetBody, nil
 	}
 	b, err := io.ReadAll(req.Body)

@@ -73,7 +73,7 @@ func (st *step) resourceMetadataAnswered(r FetchResponse) error {
 	if err != nil {
 		return st.fail(err)
 	}
-	if err := ResourceMatches(prm.Resource, st.resourceIdentifierFor(u), st.s.Config.ResourcePrefixMatch); err != nil {
+	if err := st.checkResource(prm.Resource, u); err != nil {
 		return st.fail(err)
 	}
 	if err := st.to(states.ResourceMetadataFound); err != nil {
@@ -153,15 +153,20 @@ func appendCopy(xs []string, x ...string) []string {
 	return append(append(out, xs...), x...)
 }
 
-// resourceIdentifierFor is the resource identifier a PRM fetched from u must
-// name (RFC 9728 §3.3: the identifier the well-known URL was built from):
-// the origin for the root well-known URL, the server URL otherwise.
-func (st *step) resourceIdentifierFor(u string) string {
-	_, root, err := ResourceMetadataURLs(st.s.Config.Server)
-	if err == nil && u == root {
-		if origin, err := originOf(st.s.Config.Server); err == nil {
-			return origin
+// checkResource validates the resource a PRM fetched from u names (RFC
+// 9728 §3.3, A-PRM-06): the server URL; or, for the root well-known URL
+// (the identifier it was built from is the origin), the origin too.
+// Never another origin.
+func (st *step) checkResource(resource, u string) error {
+	server := st.s.Config.Server
+	err := ResourceMatches(resource, server, st.s.Config.ResourcePrefixMatch)
+	if err == nil {
+		return nil
+	}
+	if _, root, rerr := ResourceMetadataURLs(server); rerr == nil && u == root {
+		if origin, oerr := originOf(server); oerr == nil && ResourceMatches(resource, origin, false) == nil {
+			return nil
 		}
 	}
-	return st.s.Config.Server
+	return err
 }

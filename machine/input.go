@@ -86,6 +86,14 @@ type CredentialChanged struct {
 	Version uint64
 }
 
+// SendWithheld: the driver did not carry out the SendProtected for
+// Request (the credential it carried could not be saved: another writer
+// stored a newer one). The machine sends the request again with the
+// credential it holds now.
+type SendWithheld struct {
+	Request effects.RequestID
+}
+
 // Tick: time passed; Env.Now says how much. Drivers feed it when a WakeAt
 // comes due.
 type Tick struct{}
@@ -101,3 +109,4 @@ func (StoredLoaded) isInput()      {}
 func (ClientLoaded) isInput()      {}
 func (CredentialChanged) isInput() {}
 func (Tick) isInput()              {}
+func (SendWithheld) isInput()      {}

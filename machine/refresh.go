@@ -40,7 +40,10 @@ func (st *step) refreshAnswered(r FetchResponse) error {
 	}
 	terr := &TokenError{Grant: "refresh_token", Issuer: issuer, Err: err}
 	if IsRetryable(err) {
-		return st.fail(terr) // the credential is kept: only invalid_grant erases it
+		// The credential is kept (only invalid_grant erases it), and the
+		// refresh did not run, so a later 401 may try it again.
+		st.s.CureTried = false
+		return st.fail(terr)
 	}
 	oe, isOAuth := err.(*OAuthError)
 	if isOAuth && oe.InvalidGrant() {

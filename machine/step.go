@@ -57,6 +57,12 @@ func (st *step) run(in Input) error {
 		return st.protectedResponse(in)
 	case ProtectedFailed:
 		return st.protectedFailed(in)
+	case SendWithheld:
+		info, ok := st.s.Requests.Get(in.Request)
+		if !ok || info.Parked {
+			return st.unexpected(in, "the request is not in flight")
+		}
+		return st.dispatch(in.Request)
 	case StoredLoaded:
 		return st.storedLoaded(in)
 	case CredentialChanged:
