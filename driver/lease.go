@@ -45,7 +45,7 @@ func (s *Session) releaseLease() {
 // lead takes the lease for a new attempt, adopts a credential stored by
 // someone else if there is a newer one, and otherwise runs the attempt's
 // first effects.
-func (s *Session) lead(first []effects.Effect, authURL string) {
+func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 	locker, ok := s.deps.Store.(Locker)
 	if ok {
 		release, err := locker.Lock(s.ctx, tokensKey(s.server))
@@ -54,7 +54,10 @@ func (s *Session) lead(first []effects.Effect, authURL string) {
 			return
 		}
 		s.mu.Lock()
-		if !s.snap.State.Attempting() {
+		if !s.snap.State.Attempting() || s.attempt != attempt {
+			// The attempt ended (or another began) while we waited: its
+			// first request, which may carry a refresh token another
+			// process has since redeemed, must not go out.
 			s.mu.Unlock()
 			release()
 			return

@@ -28,6 +28,7 @@ type Session struct {
 	authURL string
 	wake    func() bool
 	lease   func() // releases the credential lock held by the running attempt
+	attempt uint64 // counts attempts, so a late lease cannot serve a newer one
 
 	ids    atomic.Uint64
 	ctx    context.Context // lifetime of background work (fetches, the callback wait, timers)
@@ -190,6 +191,7 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 		}
 		if begins {
 			leading = true
+			s.attempt++
 		}
 		if leading && held(e) {
 			first = append(first, e)
@@ -223,13 +225,13 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 			later = append(later, e)
 		}
 	}
-	authURL := s.authURL
+	authURL, attempt := s.authURL, s.attempt
 	s.mu.Unlock()
 	for _, e := range later {
 		s.dispatch(e, authURL)
 	}
 	if len(first) > 0 {
-		go s.lead(first, authURL)
+		go s.lead(first, authURL, attempt)
 	}
 	return append(followUps, withheld...)
 }
