@@ -50,6 +50,7 @@ func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 	if ok {
 		release, err := locker.Lock(s.ctx, tokensKey(s.server))
 		if err != nil {
+			s.failAttempt(err)
 			s.abandon(first, "cannot take the credential lock: "+err.Error())
 			return
 		}

@@ -29,6 +29,7 @@ type Session struct {
 	wake    func() bool
 	lease   func() // releases the credential lock held by the running attempt
 	attempt uint64 // counts attempts, so a late lease cannot serve a newer one
+	cause   error  // a driver-side reason the running attempt failed (a source, a signer, the lock)
 
 	ids    atomic.Uint64
 	ctx    context.Context // lifetime of background work (fetches, the callback wait, timers)
@@ -192,6 +193,7 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 		if begins {
 			leading = true
 			s.attempt++
+			s.cause = nil
 		}
 		if leading && held(e) {
 			first = append(first, e)
@@ -253,6 +255,10 @@ func (s *Session) route(e effects.Effect) effects.Effect {
 		id = e.Request
 	case effects.Fail:
 		id = e.Request
+		if s.cause != nil {
+			e.Err = &CausedError{Err: e.Err, Cause: s.cause}
+			return routed{Effect: e, to: s.waiters[id]}
+		}
 	}
 	return routed{Effect: e, to: s.waiters[id]}
 }
@@ -308,6 +314,7 @@ func (s *Session) withProof(ctx context.Context, e effects.SendProtected) (map[s
 func (s *Session) fetch(f effects.Fetch) {
 	f, err := s.complete(s.ctx, f)
 	if err != nil {
+		s.failAttempt(err)
 		s.feed(machine.FetchFailed{Seq: f.Seq, Reason: err.Error()})
 		return
 	}
@@ -409,6 +416,27 @@ func CompleteFetch(ctx context.Context, f effects.Fetch, signer Signer, sources 
 	}
 	f.Body, f.Header = []byte(body), header
 	return f, nil
+}
+
+// CausedError is the error of a request whose attempt failed for a reason
+// on the driver's side: Err is the machine's account (what could not be
+// done), Cause the driver's (a source that could not be read, a key that
+// could not sign, a lock that could not be taken). errors.As reaches both.
+type CausedError struct {
+	Err   error
+	Cause error
+}
+
+func (e *CausedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns both errors.
+func (e *CausedError) Unwrap() []error { return []error{e.Err, e.Cause} }
+
+// failAttempt records the driver-side cause of the running attempt's end.
+func (s *Session) failAttempt(cause error) {
+	s.mu.Lock()
+	s.cause = cause
+	s.mu.Unlock()
 }
 
 // SourceError reports a configured secret that could not be read.

@@ -13,6 +13,7 @@ type authServer struct {
 	origin string
 	issuer string // origin + IssuerPath (RFC 8414 §2: no query, no fragment)
 	store  *store
+	ext    asExt // the extensions' state (as_grants.go, dpop.go)
 }
 
 func newAuthServer(w *World, o Options, origin string) *authServer {
@@ -34,6 +35,7 @@ func newAuthServer(w *World, o Options, origin string) *authServer {
 		}
 		as.store.addClient(c)
 	}
+	as.extendClients()
 	return as
 }
 

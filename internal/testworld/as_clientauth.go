@@ -21,6 +21,9 @@ import (
 // Presenting two methods is invalid_request (OAuth 2.1 §2.4: "MUST NOT use
 // more than one authentication method in each request").
 func (as *authServer) authenticateClient(r *http.Request, form url.Values) (*client, *oauthError) {
+	if as.acceptsAssertions() && (form.Has("client_assertion") || form.Has("client_assertion_type")) {
+		return as.authenticateAssertion(r, form) // private_key_jwt (as_grants.go)
+	}
 	bodyID, bodySecret := param(form, "client_id"), param(form, "client_secret")
 	var id, secret, method string
 	hdrs := r.Header.Values("Authorization")

@@ -22,6 +22,8 @@ type asMetadata struct {
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
 	ClientIDMetadataDocumentSupported          bool     `json:"client_id_metadata_document_supported,omitempty"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // metadataPaths lists the only paths the metadata is served at.
@@ -69,6 +71,7 @@ func (as *authServer) metadata() asMetadata {
 	if o.NoRefreshTokens {
 		m.GrantTypesSupported = []string{"authorization_code"}
 	}
+	as.extendMetadata(&m)
 	return m
 }
 

@@ -37,7 +37,12 @@ func (as *authServer) handleToken(w http.ResponseWriter, r *http.Request) {
 		as.tokenError(w, formErr)
 		return
 	}
-	c, oerr := as.authenticateClient(r, form)
+	jkt, oerr := as.tokenProof(w, r) // DPoP (dpop.go): "" unless a proof was sent
+	if oerr != nil {
+		as.tokenError(w, oerr)
+		return
+	}
+	c, oerr := as.tokenClient(r, grant, form) // as_grants.go: a workload may go unauthenticated
 	if oerr != nil {
 		as.tokenError(w, oerr)
 		return
@@ -47,7 +52,11 @@ func (as *authServer) handleToken(w http.ResponseWriter, r *http.Request) {
 	case "authorization_code":
 		resp, oerr = as.exchangeCode(c, form)
 	case "refresh_token":
-		resp, oerr = as.refresh(c, form)
+		if oerr = as.refreshKey(form, jkt); oerr == nil {
+			resp, oerr = as.refresh(c, form)
+		}
+	case GrantClientCredentials, GrantJWTBearer:
+		resp, oerr = as.extensionGrant(c, grant, form)
 	case "":
 		oerr = errInvalidRequest("grant_type required")
 	default:
@@ -57,6 +66,7 @@ func (as *authServer) handleToken(w http.ResponseWriter, r *http.Request) {
 		as.tokenError(w, oerr)
 		return
 	}
+	resp = as.issued(grant, c, resp, jkt)
 	writeJSON(w, http.StatusOK, resp)
 }
 

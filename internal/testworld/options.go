@@ -1,6 +1,7 @@
 package testworld
 
 import (
+	"crypto"
 	"fmt"
 	"slices"
 	"strings"
@@ -140,6 +141,50 @@ type Options struct {
 	// Logf, if set, receives one line per request: server, method, path,
 	// status. Never query strings, headers or bodies.
 	Logf func(format string, args ...any)
+
+	// The extensions (as_grants.go, idp.go, dpop.go); all off by default.
+
+	// ClientCredentials advertises and serves the client_credentials grant
+	// (RFC 6749 §4.4) to confidential pre-registered clients (PreRegistered
+	// with a secret, ClientKeys).
+	ClientCredentials bool
+	// ClientKeys pre-registers clients that authenticate with
+	// private_key_jwt (RFC 7523 §2.2, §3): client_id to public key
+	// (*ecdsa.PublicKey, *rsa.PublicKey or ed25519.PublicKey). AuthMethods
+	// must list AuthMethodPrivateKeyJWT.
+	ClientKeys map[string]crypto.PublicKey
+	// ClientSigningAlgs is token_endpoint_auth_signing_alg_values_supported,
+	// advertised and enforced when AuthMethods lists private_key_jwt;
+	// default ["ES256"].
+	ClientSigningAlgs []string
+	// WorkloadIssuer and WorkloadKey make the jwt-bearer grant (RFC 7523
+	// §2.1) accept workload identity tokens (SEP-1933) signed by WorkloadKey
+	// with iss WorkloadIssuer and aud the issuer; no client authentication
+	// is required.
+	WorkloadIssuer string
+	WorkloadKey    crypto.PublicKey
+	// Enterprise starts an enterprise identity provider on its own listener
+	// (SEP-990): its RFC 8693 token exchange trades ID tokens it issued
+	// (World.IssueIDToken) for ID-JAGs naming EnterpriseClientID, which the
+	// AS accepts in the jwt-bearer grant from that client.
+	Enterprise bool
+	// IdPClientID is the client_id the identity provider requires in the
+	// exchange (and the aud of its ID tokens); default "idp-client".
+	IdPClientID string
+	// EnterpriseClientID is the AS client the ID-JAGs are issued for (a
+	// PreRegistered or ClientKeys client); required with Enterprise.
+	EnterpriseClientID string
+	// DPoP (RFC 9449): the AS advertises dpop_signing_alg_values_supported
+	// ["ES256"], checks the proofs sent to /token and binds the tokens it
+	// issues with one (cnf.jkt); the RS requires a fresh proof with every
+	// DPoP-bound token and refuses such a token sent as Bearer.
+	DPoP bool
+	// DPoPNonceAS and DPoPNonceRS make the AS and the RS require their
+	// server nonce in proofs (RFC 9449 §8, §9).
+	DPoPNonceAS, DPoPNonceRS bool
+	// DPoPStubbornNonce makes a server that requires nonces refuse every
+	// proof with a fresh nonce: a server that never settles.
+	DPoPStubbornNonce bool
 }
 
 const (
@@ -173,7 +218,8 @@ func (o Options) normalize() (Options, error) {
 		o.AuthMethods = slices.Clone(o.AuthMethods)
 	}
 	for _, m := range o.AuthMethods {
-		if !slices.Contains(defaultAuthMethods, m) {
+		// private_key_jwt only with keys to check assertions against (as_grants.go).
+		if !slices.Contains(defaultAuthMethods, m) && (m != AuthMethodPrivateKeyJWT || len(o.ClientKeys) == 0) {
 			return o, fmt.Errorf("testworld: unsupported auth method %q", m)
 		}
 	}
@@ -197,14 +243,14 @@ func (o Options) normalize() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return o, nil
+	return o.normalizeExtensions()
 }
 
 // confidentialMethod is the method a pre-registered client with a secret is
 // registered with: the first secret-based method the AS supports.
 func confidentialMethod(methods []string) string {
 	for _, m := range methods {
-		if m != AuthMethodNone {
+		if m != AuthMethodNone && m != AuthMethodPrivateKeyJWT {
 			return m
 		}
 	}

@@ -53,6 +53,12 @@ func (rs *resourceServer) guard(next http.Handler) http.Handler {
 			return
 		}
 		tok, present, wellFormed := bearerToken(r)
+		if rs.w.opts.DPoP {
+			var ok bool
+			if tok, present, wellFormed, ok = rs.dpopCredential(w, r, tok, present, wellFormed); !ok {
+				return // answered (dpop.go)
+			}
+		}
 		if !present {
 			// RFC 6750 §3.1: no error code when no credentials were sent.
 			rs.unauthorized(w, "", "")
@@ -109,6 +115,9 @@ func (rs *resourceServer) unauthorized(w http.ResponseWriter, errCode, desc stri
 		attrs = append(attrs, param6750("scope", s))
 	}
 	w.Header().Set("WWW-Authenticate", challenge(attrs))
+	if rs.w.opts.DPoP {
+		w.Header().Add("WWW-Authenticate", `DPoP algs="ES256"`) // RFC 9449 §7.1
+	}
 	body := map[string]string{"error": "unauthorized"}
 	if errCode != "" {
 		body = map[string]string{"error": errCode, "error_description": desc}

@@ -35,6 +35,25 @@ type Stats struct {
 	Unauthorized, Forbidden int
 	// Paths counts "METHOD /path" for every request seen by any listener.
 	Paths map[string]int
+
+	// The extensions.
+
+	// GrantsIssued counts tokens issued by /token, by grant_type.
+	GrantsIssued map[string]int
+	// ClientAssertionsAccepted and ClientAssertionsRefused count
+	// private_key_jwt client assertions (RFC 7523 §3).
+	ClientAssertionsAccepted, ClientAssertionsRefused int
+	// TokenExchanges and TokenExchangesRefused count the identity
+	// provider's RFC 8693 answers.
+	TokenExchanges, TokenExchangesRefused int
+	// DPoPProofsAccepted and DPoPProofsRefused count RFC 9449 proofs
+	// checked at /token and at the RS (a nonce challenge is neither).
+	DPoPProofsAccepted, DPoPProofsRefused int
+	// JTIReplays counts DPoP proofs, client assertions and ID-JAGs refused
+	// because their jti was seen before.
+	JTIReplays int
+	// ASNonceChallenges and RSNonceChallenges count use_dpop_nonce answers.
+	ASNonceChallenges, RSNonceChallenges int
 }
 
 // stats is the live, mutex-guarded form of Stats. One mutex is enough: the
@@ -45,7 +64,7 @@ type stats struct {
 }
 
 func newStats() *stats {
-	return &stats{s: Stats{TokenRequests: map[string]int{}, Paths: map[string]int{}}}
+	return &stats{s: Stats{TokenRequests: map[string]int{}, Paths: map[string]int{}, GrantsIssued: map[string]int{}}}
 }
 
 func (st *stats) add(f func(*Stats)) {
@@ -61,5 +80,6 @@ func (st *stats) snapshot() Stats {
 	out := st.s
 	out.TokenRequests = maps.Clone(st.s.TokenRequests)
 	out.Paths = maps.Clone(st.s.Paths)
+	out.GrantsIssued = maps.Clone(st.s.GrantsIssued)
 	return out
 }

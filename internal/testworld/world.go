@@ -23,6 +23,8 @@ type World struct {
 	retired   []*authServer // ASes migrated away from: still serving, no longer trusted
 	listeners []*listener
 	closed    bool
+
+	ext worldExt // the extensions' state (idp.go, dpop.go, as_grants.go)
 }
 
 // Start listens on 127.0.0.1:0 — once when opts.SameOrigin (or PRMNone),
@@ -64,6 +66,10 @@ func Start(opts Options) (*World, error) {
 	}
 	w.as = newAuthServer(w, o, asOrigin)
 	w.as.routes(asMux)
+	if err := w.startExtensions(); err != nil {
+		w.Close()
+		return nil, err
+	}
 	return w, nil
 }
 
