@@ -54,8 +54,8 @@ type Deps struct {
 	Clock     Clock     // default SystemClock
 	Rand      io.Reader // default crypto/rand.Reader
 	Tracer    Tracer    // optional
-	// Signer signs DPoP proofs and client assertions; default a KeySigner
-	// that generates DPoP keys.
+	// Signer signs DPoP proofs and client assertions; default a
+	// StoredKeySigner that keeps this server's DPoP key in Store.
 	Signer Signer
 	// Sources supply secrets the machine never holds, by name
 	// (effects.SourceWorkloadToken, effects.SourceIDToken): read them

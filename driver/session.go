@@ -60,12 +60,12 @@ func NewSession(cfg machine.Config, deps Deps) (*Session, error) {
 	if deps.Rand == nil {
 		deps.Rand = rand.Reader
 	}
-	if deps.Signer == nil {
-		deps.Signer = NewKeySigner()
-	}
 	snap, first, err := machine.New(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if deps.Signer == nil {
+		deps.Signer = NewStoredKeySigner(deps.Store, snap.Config.Server)
 	}
 	s := &Session{deps: deps, server: snap.Config.Server, snap: snap, waiters: map[effects.RequestID]chan effects.Effect{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
