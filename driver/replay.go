@@ -96,8 +96,15 @@ func Replay(cfg machine.Config, trace io.Reader, rand io.Reader) error {
 	return nil
 }
 
-// rehydrate puts back the state the trace redacted from a callback.
+// rehydrate makes a redacted input usable again: the state the trace
+// redacted from a callback is put back, and redacted tokens in response
+// bodies become a stand-in that is a valid token (the machine refuses a
+// token that could not go into an Authorization header).
 func rehydrate(in machine.Input, s machine.Snapshot) machine.Input {
+	if r, ok := in.(machine.FetchResponse); ok {
+		r.Body = []byte(strings.ReplaceAll(string(r.Body), `"`+redacted+`"`, `"redacted"`))
+		return r
+	}
 	cb, ok := in.(machine.CallbackReceived)
 	if !ok {
 		return in

@@ -199,7 +199,7 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 			first = append(first, e)
 			continue
 		}
-		switch e.(type) {
+		switch ev := e.(type) {
 		case effects.SaveTokens, effects.ForgetTokens, effects.SaveClient, effects.ForgetClient, effects.SaveDiscovery:
 			f, err := saveEffect(s.ctx, s.deps.Store, e)
 			if err != nil {
@@ -212,12 +212,12 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 				lostSave = true
 			}
 		case effects.OpenURL:
-			s.authURL = e.(effects.OpenURL).URL
+			s.authURL = ev.URL
 		case effects.WakeAt:
-			s.schedule(e.(effects.WakeAt), now)
+			s.schedule(ev, now)
 		case effects.SendProtected:
 			if lostSave {
-				withheld = append(withheld, machine.SendWithheld{Request: e.(effects.SendProtected).Request})
+				withheld = append(withheld, machine.SendWithheld{Request: ev.Request})
 				continue
 			}
 			later = append(later, s.route(e))
@@ -320,6 +320,7 @@ func (s *Session) fetch(f effects.Fetch) {
 	}
 	r, err := s.deps.Requester.Fetch(s.ctx, f)
 	if err != nil {
+		s.failAttempt(err) // the requester's typed error reaches the caller too
 		s.feed(machine.FetchFailed{Seq: f.Seq, Reason: err.Error()})
 		return
 	}
@@ -429,8 +430,9 @@ type CausedError struct {
 
 func (e *CausedError) Error() string { return e.Err.Error() }
 
-// Unwrap returns both errors.
-func (e *CausedError) Unwrap() []error { return []error{e.Err, e.Cause} }
+// Unwrap returns both errors, the cause first: it decides whether trying
+// again can help (a refused destination cannot; a network error may).
+func (e *CausedError) Unwrap() []error { return []error{e.Cause, e.Err} }
 
 // failAttempt records the driver-side cause of the running attempt's end.
 func (s *Session) failAttempt(cause error) {

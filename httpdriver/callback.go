@@ -27,6 +27,7 @@ type CallbackServer struct {
 	path   string
 	mu     sync.Mutex
 	waiter chan string
+	state  string // the state of the authorization request awaited
 }
 
 // ListenCallback listens on 127.0.0.1:port (0: an ephemeral port) with the
@@ -64,6 +65,7 @@ func (c *CallbackServer) Authorize(ctx context.Context, authURL, redirectURI str
 	ch := make(chan string, 1)
 	c.mu.Lock()
 	c.waiter = ch
+	c.state = stateOf(authURL)
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -92,12 +94,28 @@ func (c *CallbackServer) Authorize(ctx context.Context, authURL, redirectURI str
 }
 
 func (c *CallbackServer) serve(w http.ResponseWriter, r *http.Request) {
-	c.mu.Lock()
-	ch := c.waiter
-	c.waiter = nil
-	c.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// A page on another site that rebinds its name to 127.0.0.1 reaches
+	// this listener with its own Host: refuse it (DNS rebinding).
+	if r.Host != c.ln.Addr().String() {
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		fmt.Fprint(w, page("Wrong address", "This sign-in page is only served at "+c.RedirectURI()+"."))
+		return
+	}
+	c.mu.Lock()
+	ch := c.waiter
+	// Only the answer to our request ends the wait: a request without our
+	// state (another page, a stale tab) is refused and the wait goes on.
+	// The machine checks the state again, in constant time.
+	if ch != nil && c.state != "" && r.URL.Query().Get("state") != c.state {
+		c.mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, page("Not this sign-in", "This response does not belong to the sign-in in progress. You can close this window."))
+		return
+	}
+	c.waiter = nil
+	c.mu.Unlock()
 	if ch == nil {
 		w.WriteHeader(http.StatusGone)
 		fmt.Fprint(w, page("No sign-in is waiting", "This link has already been used or has expired. You can close this window."))
@@ -117,4 +135,13 @@ func (c *CallbackServer) serve(w http.ResponseWriter, r *http.Request) {
 func page(title, text string) string {
 	return "<!doctype html><meta charset=utf-8><title>" + html.EscapeString(title) + "</title>" +
 		"<body style=\"font-family:sans-serif;margin:3em\"><h1>" + html.EscapeString(title) + "</h1><p>" + html.EscapeString(text) + "</p>"
+}
+
+// stateOf returns the state parameter of an authorization URL.
+func stateOf(authURL string) string {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("state")
 }

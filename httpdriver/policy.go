@@ -45,6 +45,9 @@ type DestinationRefusedError struct {
 	Reason string     // why, e.g. "loopback address", "cloud metadata service"
 }
 
+// Retryable: the policy will refuse the same destination again.
+func (e *DestinationRefusedError) Retryable() bool { return false }
+
 func (e *DestinationRefusedError) Error() string {
 	if e.Addr.IsValid() && e.Addr.String() != e.Host {
 		return fmt.Sprintf("httpdriver: destination %s (%s) refused: %s", e.Host, e.Addr, e.Reason)

@@ -17,6 +17,17 @@ import (
 // MaxAuxiliaryBody bounds metadata, registration and token responses.
 const MaxAuxiliaryBody = 1 << 20
 
+// MaxAuxiliaryHeader bounds their headers (net/http's default is 10 MiB).
+const MaxAuxiliaryHeader = 64 << 10
+
+// defaultAuxiliaryClient is http.DefaultTransport's configuration with the
+// header bound.
+var defaultAuxiliaryClient = func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxResponseHeaderBytes = MaxAuxiliaryHeader
+	return &http.Client{Transport: t}
+}()
+
 // Requester performs auxiliary requests (discovery, registration, token)
 // for the machine. It implements driver.Requester.
 type Requester struct {
@@ -32,6 +43,9 @@ type Requester struct {
 // ResponseTooLargeError reports a body over MaxAuxiliaryBody.
 type ResponseTooLargeError struct{ URL string }
 
+// Retryable: the same server will send the same body again.
+func (e *ResponseTooLargeError) Retryable() bool { return false }
+
 func (e *ResponseTooLargeError) Error() string {
 	return fmt.Sprintf("httpdriver: response from %s exceeds %d bytes", e.URL, MaxAuxiliaryBody)
 }
@@ -41,6 +55,9 @@ type RedirectRefusedError struct {
 	From, To string
 	Reason   string
 }
+
+// Retryable: the same request will be redirected the same way.
+func (e *RedirectRefusedError) Retryable() bool { return false }
 
 func (e *RedirectRefusedError) Error() string {
 	return fmt.Sprintf("httpdriver: redirect from %s to %s refused: %s", e.From, e.To, e.Reason)
@@ -90,7 +107,7 @@ func (r *Requester) Fetch(ctx context.Context, f effects.Fetch) (machine.FetchRe
 func (r *Requester) client(f effects.Fetch) *http.Client {
 	base := r.Client
 	if base == nil {
-		base = &http.Client{}
+		base = defaultAuxiliaryClient
 	}
 	c := *base
 	c.Timeout = 0 // the context bounds the request

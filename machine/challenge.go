@@ -142,7 +142,18 @@ func (p *challengeParser) challenge() (Challenge, error) {
 		return Challenge{}, p.fail("expected a space after the auth-scheme")
 	}
 	p.skipOWS()
-	if p.eof() || p.s[p.i] == ',' {
+	if !p.eof() && p.s[p.i] == ',' {
+		// #auth-param allows empty list elements (RFC 9110 §5.6.1):
+		// "Bearer ,, realm=x" has parameters; "Bearer , Basic" is two
+		// challenges.
+		save := p.i
+		p.skipListSeparators()
+		if p.eof() || !p.startsAuthParam() {
+			p.i = save
+			return c, nil
+		}
+	}
+	if p.eof() {
 		return c, nil
 	}
 	if t, ok := p.token68(); ok {

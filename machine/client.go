@@ -83,7 +83,18 @@ func chooseAuthMethod(c effects.Client, m effects.ServerMetadata) string {
 	if contains(supported, "client_secret_post") {
 		return "client_secret_post"
 	}
-	return "client_secret_basic"
+	return "" // nothing this client can do: refused, never guessed (E-37)
+}
+
+// AuthMethodError reports a configured client that cannot authenticate
+// with any method the authorization server lists.
+type AuthMethodError struct {
+	Issuer    string
+	Supported []string
+}
+
+func (e *AuthMethodError) Error() string {
+	return "machine: the configured client cannot use any client authentication " + e.Issuer + " supports"
 }
 
 // clientValid reports whether a stored registration can still be used:

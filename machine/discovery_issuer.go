@@ -104,7 +104,11 @@ func (st *step) checkServer(m effects.ServerMetadata) error {
 			return err
 		}
 	}
-	if len(m.ResponseTypesSupported) > 0 && !contains(m.ResponseTypesSupported, "code") {
+	// RFC 8414 §2: REQUIRED; the code flow needs "code" in it.
+	if len(m.ResponseTypesSupported) == 0 {
+		return &MalformedError{Document: "authorization server metadata", Field: "response_types_supported", Reason: "missing"}
+	}
+	if g, _ := chooseGrant(st.s.Config.Grants, m.GrantTypesSupported); g == GrantAuthorizationCode && !contains(m.ResponseTypesSupported, "code") {
 		return &MalformedError{Document: "authorization server metadata", Field: "response_types_supported", Reason: "does not list code"}
 	}
 	return nil
@@ -167,6 +171,9 @@ func (st *step) issuerValidated(m effects.ServerMetadata, synthesized bool) erro
 		return st.beginGrantWithoutUser(m, g)
 	}
 	if c, ok := st.knownClient(m); ok {
+		if c.AuthMethod == "" {
+			return st.fail(&AuthMethodError{Issuer: m.Issuer, Supported: m.TokenEndpointAuthMethodsSupported})
+		}
 		if c.Source != effects.ClientDynamic && (!st.s.HasClient || st.s.Client.ClientID != c.ClientID) {
 			// Kept so that a later run without this configuration (a
 			// token command, a restart) can refresh and revoke.

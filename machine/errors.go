@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -16,17 +17,8 @@ type Retryable interface {
 
 // IsRetryable reports whether err, or an error it wraps, says so.
 func IsRetryable(err error) bool {
-	for err != nil {
-		if r, ok := err.(Retryable); ok {
-			return r.Retryable()
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
+	var r Retryable
+	return errors.As(err, &r) && r.Retryable()
 }
 
 // UnexpectedInputError reports an input that is illegal in the current

@@ -46,6 +46,9 @@ func (st *step) beginGrantWithoutUser(m effects.ServerMetadata, g Grant) error {
 	if !ok {
 		return st.fail(&NoClientError{Issuer: m.Issuer})
 	}
+	if c.AuthMethod == "" {
+		return st.fail(&AuthMethodError{Issuer: m.Issuer, Supported: m.TokenEndpointAuthMethodsSupported})
+	}
 	st.s.Client, st.s.HasClient = c, true
 	if g == GrantEnterprise {
 		if err := st.to(states.IdentityExchangeStarted); err != nil {
@@ -157,7 +160,7 @@ func (st *step) requestGrant(scope, assertion string) error {
 // grant (SEP-1933), but a typed error naming the server that refused.
 func (st *step) grantAnswered(r FetchResponse) error {
 	issuer := st.s.Discovery.Authorization.Issuer
-	tr, err := ParseTokenResponse(r.Status, contentType(r.Header), r.Body)
+	tr, err := st.parseGrant(r)
 	if retried, rerr := st.retryWithNonce(effects.PurposeGrant, r, err); retried {
 		return rerr
 	}

@@ -228,7 +228,7 @@ func (st *step) insufficientScope(in ProtectedResponse, info RequestInfo, c Chal
 	// MCP 2025-11-25 step-up, SEP-2350: the previously requested and granted
 	// scopes together with the challenged ones; a refresh cannot widen scope
 	// (A-STEP-06), so a new authorization is made.
-	want := unionScopes(st.s.RequestedScope, st.s.Credential.Scope, scope)
+	want := unionScopes(st.s.RequestedScope, st.s.Credential.Scope, st.cleanScope(scope))
 	if st.s.canRepeatGrant() {
 		// A-STEP-02: a client without a user steps up by asking again.
 		return st.repeatGrant(want)

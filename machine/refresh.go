@@ -31,7 +31,7 @@ func (st *step) startRefresh() error {
 func (st *step) refreshAnswered(r FetchResponse) error {
 	issuer := st.s.Discovery.Authorization.Issuer
 	old := st.s.Credential
-	tr, err := ParseTokenResponse(r.Status, contentType(r.Header), r.Body)
+	tr, err := st.parseGrant(r)
 	if retried, rerr := st.retryWithNonce(effects.PurposeRefresh, r, err); retried {
 		return rerr
 	}

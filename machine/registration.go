@@ -57,6 +57,9 @@ func (st *step) registrationAnswered(r FetchResponse) error {
 	if method == "" {
 		method = st.s.Config.TokenEndpointAuthMethod
 	}
+	if err := st.checkRegistration(reg, method); err != nil {
+		return st.fail(&RegistrationError{Issuer: issuer, Err: err})
+	}
 	c := effects.Client{
 		Issuer:       issuer,
 		ClientID:     reg.ClientID,
@@ -74,6 +77,33 @@ func (st *step) registrationAnswered(r FetchResponse) error {
 	}
 	st.emit(effects.SaveClient{Client: c})
 	return st.authorize(st.initialScope())
+}
+
+// checkRegistration refuses a registration the client cannot use: one
+// that no longer lists our redirect URI (RFC 7591 §3.2.1: the server may
+// change metadata, and then the authorization request would be refused),
+// one whose secret has already expired, or one that names a secret-based
+// method without a secret.
+func (st *step) checkRegistration(reg RegisteredClient, method string) error {
+	bad := func(field, reason string) error {
+		return &MalformedError{Document: "registration response", Field: field, Reason: reason}
+	}
+	if len(reg.RedirectURIs) > 0 && !contains(reg.RedirectURIs, st.s.Config.RedirectURI) {
+		return bad("redirect_uris", "does not list the redirect URI that was registered")
+	}
+	if reg.ClientSecretExpiresAt > 0 && !st.env.Now.Before(time.Unix(reg.ClientSecretExpiresAt, 0)) {
+		return bad("client_secret_expires_at", "the secret has already expired")
+	}
+	switch method {
+	case "client_secret_basic", "client_secret_post":
+		if reg.ClientSecret == "" {
+			return bad("client_secret", "missing for "+method)
+		}
+	case "none":
+	default:
+		return bad("token_endpoint_auth_method", "not one this client can use")
+	}
+	return nil
 }
 
 // contentType returns the response's Content-Type, "" when absent.

@@ -20,7 +20,7 @@ func (st *step) initialScope() string {
 	}
 	// A-REF-05: offline_access named by the resource server is not a
 	// resource requirement; it is asked for only on the terms above.
-	scope = withoutScope(scope, "offline_access")
+	scope = st.cleanScope(scope)
 	if st.wantsOfflineAccess() {
 		scope = unionScopes(scope, "offline_access")
 	}
@@ -35,6 +35,30 @@ func withoutScope(list, drop string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// cleanScope makes a scope list from a server fit to send: each scope once
+// (RFC 6749 §3.3 scope-tokens, space-delimited), none with characters a
+// scope-token may not hold, and offline_access only on the client's terms.
+func (st *step) cleanScope(list string) string {
+	var keep []string
+	for _, s := range strings.Fields(list) {
+		if validScopeToken(s) && s != "offline_access" {
+			keep = append(keep, s)
+		}
+	}
+	return unionScopes(strings.Join(keep, " "))
+}
+
+// validScopeToken: 1*( %x21 / %x23-5B / %x5D-7E ) (RFC 6749 §3.3).
+func validScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // wantsOfflineAccess reports whether offline_access should be asked for.

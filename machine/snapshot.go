@@ -23,6 +23,10 @@ type Snapshot struct {
 	// generation they were sent with, so a 401 for an old credential is told
 	// apart from a 401 for the current one.
 	Generation uint64
+	// RefreshAt is when the credential is due for renewal: its lifetime
+	// less the refresh margin, but never before half its lifetime. Zero when
+	// the lifetime is unknown.
+	RefreshAt time.Time
 	// CureTried is set when a refresh was run because of a 401 and no
 	// request has succeeded since: a second 401 re-runs discovery instead.
 	CureTried bool
@@ -102,14 +106,33 @@ func (s Snapshot) HasCredential() bool { return s.Credential.AccessToken != "" }
 // expiring reports whether the credential is within the refresh margin of
 // its expiry (never, when the server gave no lifetime).
 func (s Snapshot) expiring(now time.Time) bool {
+	if !s.RefreshAt.IsZero() {
+		return !now.Before(s.RefreshAt)
+	}
 	exp := s.Credential.ExpiresAt
 	return !exp.IsZero() && !now.Add(s.Config.RefreshMargin).Before(exp)
 }
 
+// refreshAt schedules the renewal of a credential that lives until exp
+// from now: the margin before expiry, but not before half the lifetime, so
+// a short-lived credential is not renewed the moment it arrives.
+func refreshAt(now, exp time.Time, margin time.Duration) time.Time {
+	if exp.IsZero() {
+		return time.Time{}
+	}
+	at := exp.Add(-margin)
+	if half := now.Add(exp.Sub(now) / 2); at.Before(half) {
+		at = half
+	}
+	return at
+}
+
 // canRefresh reports whether a refresh-token grant can be made now.
 func (s Snapshot) canRefresh() bool {
+	grants := s.Discovery.Authorization.GrantTypesSupported
 	return s.HasCredential() && s.Credential.RefreshToken != "" && s.Discovered && s.HasClient &&
-		s.Client.Issuer == s.Credential.Issuer && s.Discovery.Authorization.Issuer == s.Credential.Issuer
+		s.Client.Issuer == s.Credential.Issuer && s.Discovery.Authorization.Issuer == s.Credential.Issuer &&
+		(len(grants) == 0 || contains(grants, "refresh_token"))
 }
 
 // canRepeatGrant reports whether a credential can be had again without a

@@ -1,6 +1,10 @@
 package machine
 
-import "github.com/mcpauth/mcpauth/states"
+import (
+	"time"
+
+	"github.com/mcpauth/mcpauth/states"
+)
 
 // storedLoaded starts the context from what the store holds: with a
 // credential for this server, requests carry it at once, with no discovery
@@ -19,6 +23,7 @@ func (st *step) storedLoaded(in StoredLoaded) error {
 	st.s.CredentialVersion = in.TokensVersion
 	if t := in.Tokens; t != nil && t.AccessToken != "" && st.s.Discovered && t.Issuer == st.s.Discovery.Authorization.Issuer && st.sameResource(t.Resource) {
 		st.s.Credential = *t
+		st.s.RefreshAt = time.Time{}
 		st.s.Grant = Grant(t.Grant)
 		st.s.Generation++
 		if err := st.to(states.StoredCredentialLoaded); err != nil {
@@ -67,6 +72,7 @@ func (st *step) credentialChanged(in CredentialChanged) error {
 		return st.unexpected(in, "the stored credential is from another authorization server")
 	}
 	st.s.Credential = t
+	st.s.RefreshAt = time.Time{}
 	st.s.Grant = Grant(t.Grant)
 	st.s.CredentialVersion = in.Version
 	st.s.Generation++

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"strings"
 	"time"
 
 	"github.com/mcpauth/mcpauth/effects"
@@ -10,7 +11,7 @@ import (
 // codeExchanged judges the answer to the authorization-code grant.
 func (st *step) codeExchanged(r FetchResponse) error {
 	issuer := st.s.Discovery.Authorization.Issuer
-	tr, err := ParseTokenResponse(r.Status, contentType(r.Header), r.Body)
+	tr, err := st.parseGrant(r)
 	if retried, rerr := st.retryWithNonce(effects.PurposeToken, r, err); retried {
 		return rerr
 	}
@@ -26,6 +27,42 @@ func (st *step) codeExchanged(r FetchResponse) error {
 	a := st.s.Attempt
 	t := st.tokensFrom(tr, a.ResourceParam, a.Scope, "")
 	return st.adopt(t)
+}
+
+// parseGrant reads a token response to a grant and refuses a DPoP-bound
+// token when no proof was sent: it could only be sent as Bearer, which a
+// resource server must refuse (RFC 9449 §7.1).
+func (st *step) parseGrant(r FetchResponse) (TokenResponse, error) {
+	tr, err := ParseTokenResponse(r.Status, contentType(r.Header), r.Body)
+	if err == nil && tr.TokenType == "DPoP" && !st.usesDPoP() {
+		return tr, &MalformedError{Document: "token response", Field: "token_type", Reason: "a DPoP-bound token, but no proof was sent"}
+	}
+	if err == nil && !isB64Token(tr.AccessToken) {
+		// RFC 6750 §2.1 (and RFC 9449 §7.1): the credential is a b64token;
+		// anything else could split or inject into the Authorization header.
+		return tr, &MalformedError{Document: "token response", Field: "access_token", Reason: "not a b64token (RFC 6750 §2.1)"}
+	}
+	return tr, err
+}
+
+// isB64Token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
 }
 
 // tokensFrom makes the stored credential from a token response.
@@ -69,6 +106,7 @@ func (st *step) adopt(t effects.Tokens) error {
 	st.emit(effects.SaveTokens{Server: st.s.Config.Server, Tokens: t, IfVersion: st.s.CredentialVersion})
 	st.s.CredentialVersion++
 	st.s.Credential = t
+	st.s.RefreshAt = refreshAt(st.env.Now, t.ExpiresAt, st.s.Config.RefreshMargin)
 	st.s.Generation++
 	if g := st.s.Attempt.Grant; g != "" {
 		st.s.Grant = g
@@ -87,5 +125,15 @@ func (st *step) wake() {
 	if t.ExpiresAt.IsZero() || (t.RefreshToken == "" && !st.s.canRepeatGrant()) {
 		return
 	}
-	st.emit(effects.WakeAt{At: t.ExpiresAt.Add(-st.s.Config.RefreshMargin)})
+	at := st.s.RefreshAt
+	if at.IsZero() {
+		at = t.ExpiresAt.Add(-st.s.Config.RefreshMargin)
+	}
+	// A credential already due (a lifetime of zero, a late restart) is
+	// renewed when a request needs it, never by a timer that would fire at
+	// once and again after every renewal.
+	if !at.After(st.env.Now) {
+		return
+	}
+	st.emit(effects.WakeAt{At: at})
 }
