@@ -16,11 +16,19 @@ test: lint wasm
 	RAPID_CHECKS=$(RAPID_CHECKS) $(GO) test -race -count=1 $(PKGS)
 	$(MAKE) conformance
 
-## lint: gofmt (must print nothing) and go vet
+# staticcheck findings fail the build. govulncheck (offline database built
+# from golang.org/x/vulndb) warns: the only findings are in the standard
+# library of the installed Go 1.26.8, fixed in 1.26.10, which this machine
+# cannot install (GOTOOLCHAIN=local); see docs/security.md.
+LINT_STATICCHECK ?= fail
+LINT_VULN        ?= warn
+
+## lint: gofmt (must print nothing), go vet, staticcheck and govulncheck (scripts/lint.sh)
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	LINT_STATICCHECK=$(LINT_STATICCHECK) LINT_VULN=$(LINT_VULN) GO=$(GO) scripts/lint.sh
 
 ## wasm: the pure core builds for js/wasm (it runs anywhere)
 wasm:
@@ -42,9 +50,9 @@ fuzz:
 	  done; \
 	done
 
-## bench: the benchmarks, with allocations
+## bench: issue 6's benchmarks against their baselines (about 2 minutes on 2 cores); writes docs/benchmarks.md
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./cmd/benchreport -go $(GO) -o docs/benchmarks.md
 
 ## demo: the whole flow against the in-repo servers, with a live trace
 demo: bin/mcpauth
