@@ -609,8 +609,7 @@ func TestSessionSaveConflictAdoptsStored(t *testing.T) {
 			if tc.bug != "" {
 				t.Skip(tc.bug)
 			}
-			var f *sessFixture
-			f = newSessFixture(t, nil, func(f *sessFixture) {
+			f := newSessFixture(t, nil, func(f *sessFixture) {
 				f.world.accept("AT-OTHER")
 				f.world.onToken = func(grant string) {
 					if grant == "authorization_code" {

@@ -88,8 +88,7 @@ func TestRequesterRedirects(t *testing.T) {
 		_, _ = io.WriteString(w, `{}`)
 	})
 	var targetHits atomic.Int32
-	var s *httptest.Server
-	s = serve(t, func(w http.ResponseWriter, r *http.Request) {
+	s := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/cross":
 			http.Redirect(w, r, other.URL+"/elsewhere?code=SECRET", http.StatusFound)

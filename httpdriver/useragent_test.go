@@ -268,8 +268,7 @@ func authServer(t *testing.T, h http.HandlerFunc) string {
 
 func TestHeadlessUserAgent(t *testing.T) {
 	const redirectURI = "http://127.0.0.1:1/callback"
-	var origin string
-	origin = authServer(t, func(w http.ResponseWriter, r *http.Request) {
+	origin := authServer(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ok":
 			http.Redirect(w, r, redirectURI+"?code=c0de-SECRET&state=st", http.StatusFound)

@@ -409,7 +409,7 @@ func TestFlowRegistrationReusedPerIssuer(t *testing.T) {
 	w.AS[0].RefreshStatus = 400 // every refresh: invalid_grant, so the user authorizes again
 	s := w.run(t, w.boot(t), w.req(1))
 	w.Now = w.WakeAt
-	s = w.run(t, s, machine.Tick{})
+	w.run(t, s, machine.Tick{})
 	if len(w.Authorizations) != 2 || w.Authorizations[1].Query.Get("client_id") != "client-1" {
 		t.Fatalf("re-authorization: %+v", w.Authorizations)
 	}
@@ -417,7 +417,7 @@ func TestFlowRegistrationReusedPerIssuer(t *testing.T) {
 	delete(w.Store.Tokens, wServer)
 	delete(w.Store.TokenVersions, wServer)
 	s = restart(t, w)
-	s = w.run(t, s, w.req(2))
+	w.run(t, s, w.req(2))
 	requireDelivered(t, w, 1, 2)
 	// And with the discovery gone too: LoadClient finds the registration.
 	delete(w.Store.Tokens, wServer)

@@ -27,16 +27,6 @@ func (st *step) initialScope() string {
 	return scope
 }
 
-func withoutScope(list, drop string) string {
-	var out []string
-	for _, s := range strings.Fields(list) {
-		if s != drop {
-			out = append(out, s)
-		}
-	}
-	return strings.Join(out, " ")
-}
-
 // cleanScope makes a scope list from a server fit to send: each scope once
 // (RFC 6749 §3.3 scope-tokens, space-delimited), none with characters a
 // scope-token may not hold, and offline_access only on the client's terms.

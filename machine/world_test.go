@@ -411,16 +411,6 @@ func pkceS256(verifier string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// as returns the authorization server with issuer, or fails.
-func (w *fakeWorld) as(issuer string) *fakeAS {
-	for _, a := range w.AS {
-		if a.Issuer == issuer {
-			return a
-		}
-	}
-	panic("world: no authorization server " + issuer)
-}
-
 // req is a request to the protected resource.
 func (w *fakeWorld) req(id effects.RequestID) machine.RequestStarted {
 	return machine.RequestStarted{Request: id, URL: w.Server}
@@ -527,17 +517,6 @@ func (w *fakeWorld) release(t testing.TB, s machine.Snapshot, pred func(effects.
 	}
 	w.Held = append(keep, w.Held...)
 	return w.run(t, s)
-}
-
-// takeHeld removes and returns the first held effect matching pred.
-func (w *fakeWorld) takeHeld(pred func(effects.Effect) bool) (effects.Effect, bool) {
-	for i, e := range w.Held {
-		if pred(e) {
-			w.Held = slices.Delete(slices.Clone(w.Held), i, i+1)
-			return e, true
-		}
-	}
-	return nil, false
 }
 
 // fakeAnswerable reports the effects the world answers with an input.
@@ -1388,17 +1367,6 @@ func (w *fakeWorld) fetchURLs(p effects.Purpose) []string {
 	for _, f := range w.Fetches {
 		if p == "" || f.Purpose == p {
 			out = append(out, f.URL)
-		}
-	}
-	return out
-}
-
-// transitions lists the transitions as "from -trigger-> to".
-func (w *fakeWorld) transitions() []string {
-	var out []string
-	for _, e := range w.Effects {
-		if t, ok := e.(effects.Transition); ok {
-			out = append(out, t.String())
 		}
 	}
 	return out

@@ -67,9 +67,8 @@ func headless(ctx context.Context, authURL string) (url.Values, error) {
 // client (no OAuthHandler: the transport does it all). Its persisted state
 // is the driver store: credential, registration, discovery.
 type MCPAuth struct {
-	Store   *driver.MemoryStore
-	Agent   *CountingAgent
-	clients []*http.Transport
+	Store *driver.MemoryStore
+	Agent *CountingAgent
 }
 
 // NewMCPAuth returns mcpauth with an empty store.

@@ -73,17 +73,6 @@ func decode(t *testing.T, b []byte) map[string]any {
 	return m
 }
 
-// toAny round-trips v through JSON, so expected documents compare with
-// decoded ones (numbers as float64, slices as []any).
-func toAny(t *testing.T, v any) map[string]any {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return decode(t, b)
-}
-
 // basicAuth is how a client builds client_secret_basic per RFC 6749 §2.3.1.
 type basicAuth struct {
 	id, secret string

@@ -79,7 +79,7 @@ func Increment(ctx context.Context, s driver.Store, key string, n int) (conflict
 		case err != nil:
 			return conflicts, err
 		case v != cur+1:
-			return conflicts, errors.New("Put returned a version other than ifVersion+1")
+			return conflicts, errors.New("put returned a version other than ifVersion+1")
 		}
 		done++
 	}
