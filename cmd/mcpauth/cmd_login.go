@@ -26,6 +26,7 @@ type loginFlags struct {
 	scope             *string
 	callbackPort      *int
 	noBrowser         *bool
+	ext               *extFlags
 }
 
 func loginCommand() *command {
@@ -46,6 +47,19 @@ The client secret of a confidential client comes from --client-secret-file, the 
 variable MCPAUTH_CLIENT_SECRET, or --client-secret (visible to other users in the process list:
 prefer the first two).
 
+Without a user: --grant client_credentials signs in as a machine client (--client-id with its
+secret, or --client-key for private_key_jwt), --grant workload_identity presents the token your
+platform issued the workload (--workload-token-file or --workload-token-env), and --grant
+enterprise_managed exchanges your ID token at the identity provider (--idp-token-endpoint,
+--idp-client-id, --id-token-file). Several grants may be given, in order of preference. Tokens are
+bound to a key (DPoP, RFC 9449) when the server supports it (--dpop); the key is kept in the store.
+
+The extension settings are stored with the sign-in, as names only (grants, file paths, variable
+names, URLs, ids; never a secret or a key), so that 'mcpauth token', 'tools' and 'logout' renew and
+revoke it the same way without the flags: those files and variables must still be there then.
+
+--store takes a file or a PostgreSQL DSN (postgres://…), to share sign-ins between machines.
+
 Progress goes to stderr; what you signed in to (issuer, scopes, expiry) to stdout.`,
 		examples: []string{
 			"mcpauth login https://mcp.example.com/mcp",
@@ -54,6 +68,12 @@ Progress goes to stderr; what you signed in to (issuer, scopes, expiry) to stdou
 			"MCPAUTH_CLIENT_SECRET=... mcpauth login --client-id my-app https://mcp.example.com/mcp",
 			"mcpauth login --client-metadata-url https://app.example.com/client.json https://mcp.example.com/mcp",
 			"mcpauth login --callback-port 8976 --scope 'files:read files:write' https://mcp.example.com/mcp",
+			"mcpauth login --grant client_credentials --client-id svc-42 --client-secret-file ~/.secret https://mcp.example.com/mcp",
+			"mcpauth login --grant client_credentials --client-id svc-42 --client-key svc-42.pem https://mcp.example.com/mcp",
+			"mcpauth login --grant workload_identity --workload-token-file /var/run/secrets/tokens/mcp https://mcp.example.com/mcp",
+			"mcpauth login --grant enterprise_managed --client-id mcp-client --client-secret-file ~/.secret --idp-token-endpoint https://idp.example.com/oauth2/token --idp-client-id idp-client --id-token-file ~/.id_token https://mcp.example.com/mcp",
+			"mcpauth login --dpop always https://mcp.example.com/mcp",
+			"mcpauth login --store postgres://mcpauth@db.internal:5432/mcpauth?sslmode=verify-full https://mcp.example.com/mcp",
 		},
 		timeout: 5 * time.Minute,
 		bind: func(fs *flag.FlagSet) action {
@@ -66,6 +86,7 @@ Progress goes to stderr; what you signed in to (issuer, scopes, expiry) to stdou
 				scope:             fs.String("scope", "", "the scopes to ask for, space-separated (default: what the server suggests)"),
 				callbackPort:      fs.Int("callback-port", 0, "the loopback `port` the browser returns to (0: any free port)"),
 				noBrowser:         fs.Bool("no-browser", false, "print the authorization URL instead of opening a browser"),
+				ext:               bindExtFlags(fs),
 			}
 			return func(ctx context.Context, inv *invocation) error {
 				return runLogin(ctx, inv, f)
@@ -117,80 +138,108 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 	if p := *f.callbackPort; p < 0 || p > 65535 {
 		return usageError("--callback-port must be between 0 and 65535")
 	}
-	path, err := resolveStorePath(e, *f.store)
+	// A new sign-in takes its settings from the flags only.
+	ext, err := f.ext.over(extSettings{})
 	if err != nil {
 		return err
 	}
-	store, err := openStore(path)
-	if err != nil {
-		return err
+	if ext.ClientKeyFile != "" && *f.clientID == "" {
+		return usageError("--client-key needs --client-id (the client the key was registered for)")
 	}
-	prior, err := loadSignIn(ctx, store, server)
+	if ext.needsClient() && *f.clientID == "" {
+		return usageError("--grant %s needs a pre-registered client: --client-id, with its secret or --client-key", strings.Join(ext.Grants, ","))
+	}
+	signer := &driver.KeySigner{}
+	keyAlg, err := ext.addClientKey(signer)
 	if err != nil {
 		return err
 	}
 
-	// The loopback callback. A stored client is bound to the redirect URI
-	// it was registered (or first used) with, and an authorization server
-	// may match it exactly, port included: its port is reused when free.
-	port := *f.callbackPort
-	registered := registeredPort(prior)
-	if port == 0 && registered != 0 {
-		port = registered
-	}
-	cb, err := httpdriver.ListenCallback(port, "/callback")
-	if err != nil && port == registered && *f.callbackPort == 0 {
-		cb, err = httpdriver.ListenCallback(0, "/callback")
-	}
+	st, err := openStore(ctx, e, *f.store, false)
 	if err != nil {
-		return &failure{msg: fmt.Sprintf("cannot listen for the browser's answer on 127.0.0.1:%d: %v", port, err), next: "pass another --callback-port (0 picks a free one)", err: err}
+		return err
 	}
-	defer cb.Close()
-	if prior.hasClient && prior.client.Source == effects.ClientDynamic && !contains(prior.client.RedirectURIs, cb.RedirectURI()) {
-		// That registration cannot take this redirect URI: register anew.
-		if err := store.Delete(ctx, clientKey(prior.issuer()), 0); err != nil {
-			return err
-		}
-	}
-	// A new sign-in replaces the stored one: without this the stored
-	// credential would simply be used.
-	if prior.hasTokens {
-		if err := store.Delete(ctx, tokensKey(server), 0); err != nil {
-			return err
-		}
+	defer st.close()
+	prior, err := loadSignIn(ctx, st, server)
+	if err != nil {
+		return err
 	}
 
 	w := newWiring(inv)
 	defer w.close()
 	prog := &progress{c: e.stderrConsole(), lines: inv.verbose, now: e.now}
-	cb.Timeout = untilDeadline(ctx, 5*time.Minute)
-	open := httpdriver.OpenBrowser
-	if *f.noBrowser {
-		open = httpdriver.PrintURL
-	}
-	cb.Open = func(authURL string) error {
-		prog.breakLine()
-		return open(authURL)
-	}
-	var ua driver.UserAgent = cb
-	if e.userAgent != nil {
-		ua = e.userAgent(cb.RedirectURI())
-	}
-
 	cfg := machine.Config{
 		Server:            server,
-		RedirectURI:       cb.RedirectURI(),
 		ClientName:        "mcpauth",
 		ClientMetadataURL: *f.clientMetadataURL,
+	}
+	ext.configure(&cfg)
+	var ua driver.UserAgent
+	if ext.needsUser() {
+		cb, err := listenCallback(*f.callbackPort, prior)
+		if err != nil {
+			return err
+		}
+		defer cb.Close()
+		if prior.hasClient && prior.client.Source == effects.ClientDynamic && !contains(prior.client.RedirectURIs, cb.RedirectURI()) {
+			// That registration cannot take this redirect URI: register anew.
+			if err := st.Delete(ctx, clientKey(prior.issuer()), 0); err != nil {
+				return err
+			}
+		}
+		cb.Timeout = untilDeadline(ctx, 5*time.Minute)
+		open := httpdriver.OpenBrowser
+		if *f.noBrowser {
+			open = httpdriver.PrintURL
+		}
+		cb.Open = func(authURL string) error {
+			prog.breakLine()
+			return open(authURL)
+		}
+		ua = cb
+		if e.userAgent != nil {
+			ua = e.userAgent(cb.RedirectURI())
+		}
+		cfg.RedirectURI = cb.RedirectURI()
+	}
+	// A new sign-in replaces the stored one: without this the stored
+	// credential would simply be used.
+	if prior.hasTokens {
+		if err := st.Delete(ctx, tokensKey(server), 0); err != nil {
+			return err
+		}
+	}
+	// The settings are stored first: a credential the flow stores is then
+	// never without them.
+	if ext.isZero() {
+		err = st.Delete(ctx, settingsKey(server), 0)
+	} else {
+		err = putRecord(ctx, st, settingsKey(server), ext)
+	}
+	if err != nil {
+		return err
+	}
+	if err := freshDPoPKey(ctx, st, server, cfg.DPoP, signer); err != nil {
+		return err
 	}
 	if *f.scope != "" {
 		cfg.Scopes = strings.Fields(*f.scope)
 	}
 	if *f.clientID != "" {
-		cfg.Clients = []effects.Client{{ClientID: *f.clientID, ClientSecret: secret}}
+		c := effects.Client{ClientID: *f.clientID, ClientSecret: secret}
+		if keyAlg != "" {
+			c.KeyID, c.KeyAlg = clientKeyID, keyAlg
+		}
+		cfg.Clients = []effects.Client{c}
 	}
 	prog.c.printf("signing in to %s\n", server)
-	t, err := w.transport(ctx, cfg, store, ua, w.tracer(prog))
+	t, err := w.transport(ctx, cfg, httpdriver.Options{
+		UserAgent: ua,
+		Store:     st,
+		Tracer:    w.tracer(prog),
+		Signer:    signer,
+		Sources:   ext.sources(),
+	})
 	if err != nil {
 		return err
 	}
@@ -205,17 +254,23 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 	tools, listErr := session.ListTools(ctx, nil)
 	session.Close()
 	if err := w.errs.first(); err != nil {
-		return &failure{msg: "signed in, but the store could not be written: " + trim(err.Error()), next: "check that " + path + " is writable, then sign in again", err: err}
+		return &failure{msg: "signed in, but the store could not be written: " + trim(err.Error()), next: "check that " + st.where + " is writable, then sign in again", err: err}
 	}
 	snap := t.Session().Snapshot()
 	if !snap.HasCredential() {
 		return &failure{msg: server + " answered without asking for authorization: there is nothing to sign in to", next: "use the server as it is; 'mcpauth tools' needs no sign-in for it either"}
 	}
-	// The machine stores only dynamically registered clients; keep a
-	// configured client (or a metadata document URL) bound to its issuer
-	// too, so that token, tools and logout can refresh and revoke.
-	if snap.HasClient && snap.Client.Source != effects.ClientDynamic {
-		if err := putRecord(ctx, store, clientKey(snap.Client.Issuer), snap.Client); err != nil {
+	// The key is kept only while tokens are bound to it.
+	if snap.Credential.DPoPKeyID == "" && cfg.DPoP != machine.DPoPNever {
+		if err := st.Delete(ctx, dpopKeyKey(server), 0); err != nil {
+			return err
+		}
+	}
+	// Keep a configured client (or a metadata document URL) bound to its
+	// issuer, so that token, tools and logout can refresh, renew and
+	// revoke. A workload without a client identity has nothing to keep.
+	if snap.HasClient && snap.Client.Source != effects.ClientDynamic && snap.Client.ClientID != "" {
+		if err := putRecord(ctx, st, clientKey(snap.Client.Issuer), snap.Client); err != nil {
 			return err
 		}
 	}
@@ -226,20 +281,32 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 	row := func(k, v string) { out.printf("  %-14s %s\n", k, v) }
 	row("issuer", cred.Issuer)
 	clientLine := cred.ClientID
-	if snap.HasClient {
+	if clientLine == "" {
+		clientLine = "(none: the workload's token identifies it)"
+	}
+	if snap.HasClient && snap.Client.ClientID != "" {
 		clientLine += "  (" + clientKind(snap.Client) + ")"
 	}
 	row("client id", clientLine)
+	if g := grantOf(cred); g != machine.GrantAuthorizationCode {
+		row("grant", string(g))
+	}
 	scope := cred.Scope
 	if scope == "" {
 		scope = "(none named)"
 	}
 	row("scopes", scope)
-	row("expires", expiry(cred.ExpiresAt, e.now(), cred.RefreshToken != ""))
-	if cred.RefreshToken != "" {
+	row("expires", expiry(cred.ExpiresAt, e.now(), renewable(cred)))
+	switch {
+	case cred.RefreshToken != "":
 		row("refresh token", "held (renewed by 'mcpauth token' when needed)")
-	} else {
+	case userless(cred):
+		row("refresh token", "none needed: 'mcpauth token' makes the grant again when the access token expires")
+	default:
 		row("refresh token", "none: sign in again when the access token expires")
+	}
+	if cred.DPoPKeyID != "" {
+		row("token type", "DPoP (bound to a key kept in the store, RFC 9449)")
 	}
 	if listErr == nil {
 		row("tools", strconv.Itoa(len(tools.Tools)))
@@ -247,8 +314,47 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 		msg, _ := explain(listErr, inv)
 		row("tools", "could not be listed: "+msg)
 	}
-	row("stored in", path)
+	row("stored in", st.where)
 	return nil
+}
+
+// listenCallback listens for the browser's answer on the loopback. A
+// stored client is bound to the redirect URI it was registered (or first
+// used) with, and an authorization server may match it exactly, port
+// included: its port is reused when free.
+func listenCallback(flagPort int, prior signIn) (*httpdriver.CallbackServer, error) {
+	port := flagPort
+	registered := registeredPort(prior)
+	if port == 0 && registered != 0 {
+		port = registered
+	}
+	cb, err := httpdriver.ListenCallback(port, "/callback")
+	if err != nil && port == registered && flagPort == 0 {
+		cb, err = httpdriver.ListenCallback(0, "/callback")
+	}
+	if err != nil {
+		return nil, &failure{msg: fmt.Sprintf("cannot listen for the browser's answer on 127.0.0.1:%d: %v", port, err), next: "pass another --callback-port (0 picks a free one)", err: err}
+	}
+	return cb, nil
+}
+
+// grantOf is the grant a credential was obtained with.
+func grantOf(t effects.Tokens) machine.Grant {
+	if t.Grant == "" {
+		return machine.GrantAuthorizationCode
+	}
+	return machine.Grant(t.Grant)
+}
+
+// userless reports whether a credential was obtained without a user, so
+// that it is renewed by making its grant again.
+func userless(t effects.Tokens) bool {
+	return grantOf(t) != machine.GrantAuthorizationCode
+}
+
+// renewable reports whether a credential can be renewed without a user.
+func renewable(t effects.Tokens) bool {
+	return t.RefreshToken != "" || userless(t)
 }
 
 // registeredPort is the port of the loopback redirect URI the stored client

@@ -2,13 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/machine"
 )
 
 func statusCommand() *command {
@@ -17,81 +19,120 @@ func statusCommand() *command {
 		summary: "show the stored sign-ins (never a secret)",
 		about: `
 Lists what the store holds: for each MCP server, the authorization server (issuer), the client
-id and where it came from, the granted scopes, when the access token expires, and whether a
-refresh token is held. Tokens and client secrets are never shown. The store file is only read.`,
+id and where it came from, the grant when it needs no user, the granted scopes, when the access
+token expires, whether a refresh token is held, and whether the tokens are bound to a key (DPoP).
+Tokens, keys and client secrets are never shown. The store is only read; a store file that is
+corrupt is moved aside, unchanged, and reported.
+
+--store takes a file or a PostgreSQL DSN (postgres://…).`,
 		examples: []string{
 			"mcpauth status",
 			"mcpauth status --store ./mcpauth.json",
+			"mcpauth status --store postgres://mcpauth@db.internal:5432/mcpauth",
 		},
 		timeout: 10 * time.Second,
 		bind: func(fs *flag.FlagSet) action {
 			storeFlag := storePathFlag(fs)
 			return func(ctx context.Context, inv *invocation) error {
-				return runStatus(inv, *storeFlag)
+				return runStatus(ctx, inv, *storeFlag)
 			}
 		},
 	}
 }
 
-func runStatus(inv *invocation, storeFlag string) error {
+func runStatus(ctx context.Context, inv *invocation, storeFlag string) error {
 	e := inv.env
-	path, err := resolveStorePath(e, storeFlag)
+	st, err := openStore(ctx, e, storeFlag, true)
 	if err != nil {
 		return err
 	}
-	recs, err := listRecords(path)
+	defer st.close()
+	servers, err := listUnder(ctx, st, tokensPrefix)
 	if err != nil {
 		return err
 	}
-	servers := keysWithPrefix(recs, tokensPrefix)
 	c := e.stdoutConsole()
 	if len(servers) == 0 {
-		c.printf("No sign-ins stored in %s.\nSign in with: mcpauth login <mcp-url>\n", path)
+		c.printf("No sign-ins stored in %s.\nSign in with: mcpauth login <mcp-url>\n", st.where)
 	} else {
-		c.printf("Sign-ins stored in %s:\n", path)
+		c.printf("Sign-ins stored in %s:\n", st.where)
 	}
 	usedIssuers := map[string]bool{}
 	for _, server := range servers {
-		var t effects.Tokens
-		if err := json.Unmarshal(recs[tokensKey(server)], &t); err != nil {
-			c.printf("\n%s\n  (the stored credential is unreadable: %v)\n", c.paint(styleBold, server), err)
+		in, err := loadSignIn(ctx, st, server)
+		var re *driver.RecordError
+		if errors.As(err, &re) {
+			c.printf("\n%s\n  (the stored record %s is unreadable: %v)\n", c.paint(styleBold, server), re.Key, re.Err)
 			continue
 		}
-		var d effects.Discovery
-		_ = json.Unmarshal(recs[discoveryKey(server)], &d)
-		issuer := t.Issuer
-		if issuer == "" {
-			issuer = d.Authorization.Issuer
+		if err != nil {
+			return err
 		}
+		if !in.hasTokens {
+			continue // deleted since the listing
+		}
+		t := in.tokens
+		issuer := in.issuer()
 		usedIssuers[issuer] = true
-		var cl effects.Client
-		hasClient := json.Unmarshal(recs[clientKey(issuer)], &cl) == nil && recs[clientKey(issuer)] != nil
 
 		c.printf("\n%s\n", c.paint(styleBold, server))
 		row := func(k, v string) { c.printf("  %-14s %s\n", k, v) }
 		row("issuer", issuer)
 		clientLine := t.ClientID
-		if hasClient && cl.ClientID == t.ClientID {
-			clientLine += "  (" + clientKind(cl) + ")"
+		if clientLine == "" {
+			clientLine = "(none: the workload's token identifies it)"
+		}
+		if in.hasClient && in.client.ClientID == t.ClientID && t.ClientID != "" {
+			clientLine += "  (" + clientKind(in.client) + ")"
 		}
 		row("client id", clientLine)
+		if g := grantOf(t); g != machine.GrantAuthorizationCode {
+			row("grant", string(g)+" (made again when the access token expires)")
+		}
 		scope := t.Scope
 		if scope == "" {
 			scope = "(none named)"
 		}
 		row("scopes", scope)
-		row("expires", expiry(t.ExpiresAt, e.now(), t.RefreshToken != ""))
+		row("expires", expiry(t.ExpiresAt, e.now(), renewable(t)))
 		refresh := "none (a new sign-in is needed when the access token expires)"
-		if t.RefreshToken != "" {
+		switch {
+		case t.RefreshToken != "":
 			refresh = "held"
+		case userless(t):
+			refresh = "none needed"
 		}
 		row("refresh token", refresh)
-		if t.TokenType != "" && !strings.EqualFold(t.TokenType, "bearer") {
+		switch {
+		case t.DPoPKeyID != "":
+			row("token type", "DPoP (bound to a key kept in the store)")
+		case t.TokenType != "" && !strings.EqualFold(t.TokenType, "bearer"):
 			row("token type", t.TokenType)
 		}
+		if s := in.settings; in.hasSettings {
+			if s.ClientKeyFile != "" {
+				row("client key", s.ClientKeyFile)
+			}
+			switch {
+			case s.WorkloadTokenFile != "":
+				row("workload token", "read from "+s.WorkloadTokenFile)
+			case s.WorkloadTokenEnv != "":
+				row("workload token", "read from $"+s.WorkloadTokenEnv)
+			}
+			if s.IdPTokenEndpoint != "" {
+				row("identity prov.", s.IdPTokenEndpoint)
+			}
+			if s.IDTokenFile != "" {
+				row("ID token", "read from "+s.IDTokenFile)
+			}
+		}
+	}
+	issuers, err := listUnder(ctx, st, clientPrefix)
+	if err != nil {
+		return err
 	}
 	var spare []string
-	for _, issuer := range keysWithPrefix(recs, clientPrefix) {
+	for _, issuer := range issuers {
 		if !usedIssuers[issuer] {
 			spare = append(spare, issuer)
 		}
@@ -100,7 +141,7 @@ func runStatus(inv *invocation, storeFlag string) error {
 		c.printf("\nClient registrations kept for other sign-ins at:\n")
 		for _, issuer := range spare {
 			var cl effects.Client
-			if json.Unmarshal(recs[clientKey(issuer)], &cl) == nil {
+			if ok, err := getRecord(ctx, st, clientKey(issuer), &cl); err == nil && ok {
 				c.printf("  %s  client id %s (%s)\n", issuer, cl.ClientID, clientKind(cl))
 			}
 		}
@@ -140,7 +181,7 @@ func expiry(at, now time.Time, refreshable bool) string {
 		return fmt.Sprintf("%s (in %s)", when, d)
 	}
 	if refreshable {
-		return fmt.Sprintf("%s (expired %s ago; the next use refreshes it)", when, -d)
+		return fmt.Sprintf("%s (expired %s ago; the next use renews it)", when, -d)
 	}
 	return fmt.Sprintf("%s (expired %s ago; sign in again)", when, -d)
 }

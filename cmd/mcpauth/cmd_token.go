@@ -16,7 +16,18 @@ func tokenCommand() *command {
 		about: `
 Prints the stored access token for the MCP server on stdout, and nothing else, so that other
 tools can use it. It first makes one MCP request with it (initialize): if the token has expired
-or the server refuses it, the stored refresh token renews it (and the store is updated).
+or the server refuses it, it is renewed (and the store is updated): with the stored refresh
+token, or, for a credential obtained without a user (client credentials, workload identity,
+enterprise-managed), by making the same grant again.
+
+It renews the way the sign-in was made: login stores its extension settings with it (grants,
+the --client-key file, --dpop, the workload token's file or variable, the identity provider and
+the ID token file: names only, never a secret), so no flag is needed here; the files and
+variables must still be there. A flag given here replaces the stored setting for this run only.
+The client and its secret come from the store.
+
+A DPoP-bound token (RFC 9449) is printed too, with a note on stderr: a request needs a fresh
+proof signed by the sign-in's key, so it is of use only to a DPoP-aware client.
 
 It never opens a browser. When no sign-in is stored, or it can no longer be renewed, it exits
 with status 1 and says so on stderr: run 'mcpauth login <mcp-url>'.`,
@@ -24,23 +35,26 @@ with status 1 and says so on stderr: run 'mcpauth login <mcp-url>'.`,
 			`mcpauth token https://mcp.example.com/mcp`,
 			`curl -H "Authorization: Bearer $(mcpauth token https://mcp.example.com/mcp)" https://mcp.example.com/mcp ...`,
 			`mcpauth token --store ./mcpauth.json http://127.0.0.1:8080/mcp`,
+			`mcpauth token --workload-token-file /var/run/secrets/tokens/mcp https://mcp.example.com/mcp   # the platform moved the token`,
+			`mcpauth token --store postgres://mcpauth@db.internal:5432/mcpauth https://mcp.example.com/mcp`,
 		},
 		timeout: 30 * time.Second,
 		bind: func(fs *flag.FlagSet) action {
 			storeFlag := storePathFlag(fs)
+			ext := bindExtFlags(fs)
 			return func(ctx context.Context, inv *invocation) error {
-				return runToken(ctx, inv, *storeFlag)
+				return runToken(ctx, inv, *storeFlag, ext)
 			}
 		},
 	}
 }
 
-func runToken(ctx context.Context, inv *invocation, storeFlag string) error {
+func runToken(ctx context.Context, inv *invocation, storeFlag string, ext *extFlags) error {
 	server, err := serverArg(inv)
 	if err != nil {
 		return err
 	}
-	c, err := connectStored(ctx, inv, storeFlag, server)
+	c, err := connectStored(ctx, inv, storeFlag, ext, server)
 	if err != nil {
 		return err
 	}
@@ -51,6 +65,10 @@ func runToken(ctx context.Context, inv *invocation, storeFlag string) error {
 	cred := c.transport.Session().Snapshot().Credential
 	if cred.AccessToken == "" {
 		return c.agent.needed()
+	}
+	if cred.DPoPKeyID != "" {
+		c := inv.env.stderrConsole()
+		c.printf("mcpauth token: note: this token is bound to a key (DPoP, RFC 9449): send it as 'Authorization: DPoP <token>' with a proof signed by that key; 'Bearer' is refused\n")
 	}
 	// The one place a secret is printed: it is the command's output.
 	fmt.Fprintln(inv.env.stdout, cred.AccessToken)

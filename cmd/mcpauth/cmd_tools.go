@@ -16,27 +16,33 @@ func toolsCommand() *command {
 		about: `
 Connects the official MCP Go SDK client to the server through mcpauth, signed in with the stored
 credential (refreshed when needed), and lists the tools the server offers: a quick way to check
-that a sign-in works. It never opens a browser; when a sign-in is needed it says so and exits 1.`,
+that a sign-in works. It never opens a browser; when a sign-in is needed it says so and exits 1.
+
+Like 'mcpauth token', it renews the credential the way the sign-in was made (its stored
+extension settings; a flag given here replaces a stored setting for this run), and DPoP-bound
+tokens go out with a proof signed by the key kept with them.`,
 		examples: []string{
 			"mcpauth tools https://mcp.example.com/mcp",
 			"mcpauth tools -v https://mcp.example.com/mcp    # with the live trace on stderr",
+			"mcpauth tools --store postgres://mcpauth@db.internal:5432/mcpauth https://mcp.example.com/mcp",
 		},
 		timeout: 30 * time.Second,
 		bind: func(fs *flag.FlagSet) action {
 			storeFlag := storePathFlag(fs)
+			ext := bindExtFlags(fs)
 			return func(ctx context.Context, inv *invocation) error {
-				return runTools(ctx, inv, *storeFlag)
+				return runTools(ctx, inv, *storeFlag, ext)
 			}
 		},
 	}
 }
 
-func runTools(ctx context.Context, inv *invocation, storeFlag string) error {
+func runTools(ctx context.Context, inv *invocation, storeFlag string, ext *extFlags) error {
 	server, err := serverArg(inv)
 	if err != nil {
 		return err
 	}
-	c, err := connectStored(ctx, inv, storeFlag, server)
+	c, err := connectStored(ctx, inv, storeFlag, ext, server)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func TestLogoutKeepsEverythingWhenRevocationFails(t *testing.T) {
 		t.Errorf("logout --no-revoke does not say the tokens stay valid:\n%s", r.transcript)
 	}
 	if after := readStore(t, te.storePath()); len(after) != 0 {
-		t.Errorf("the store still holds %v", keysWithPrefix(after, ""))
+		t.Errorf("the store still holds %v", keysOf(after))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/mcpauth/mcpauth/driver"
+	"github.com/mcpauth/mcpauth/driver/pgstore"
+	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/httpdriver"
 	"github.com/mcpauth/mcpauth/machine"
 )
@@ -86,6 +88,12 @@ func explain(err error, inv *invocation) (msg, next string) {
 		budget   *machine.BudgetError
 		oauth    *machine.OAuthError
 		noRedir  *httpdriver.NoRedirectError
+		source   *driver.SourceError
+		sign     *driver.SignError
+		grants   *machine.UnsupportedGrantError
+		pgDown   *pgstore.UnavailableError
+		pgQuery  *pgstore.QueryError
+		pgSchema *pgstore.SchemaError
 		opErr    *net.OpError
 		urlErr   *url.Error
 		certErr  *tls.CertificateVerificationError
@@ -116,6 +124,31 @@ func explain(err error, inv *invocation) (msg, next string) {
 		}
 		return fmt.Sprintf("the store file %s was unreadable (%v); it was moved aside, unchanged, to %s", corrupt.Path, corrupt.Err, corrupt.MovedTo),
 			"the store is now empty: " + again + " (sign in again if needed); keep or delete the moved file"
+	case errors.As(err, &source):
+		return "cannot read the " + sourceName(source.Source) + ": " + trim(source.Reason), sourceNext(source.Source)
+	case errors.As(err, &sign):
+		if sign.KeyID == clientKeyID {
+			return "cannot sign the client assertion (private_key_jwt): " + sign.Reason,
+				"pass --client-key with the PEM private key registered for the client (EC P-256/P-384, RSA or Ed25519)"
+		}
+		return "cannot sign with key " + sign.KeyID + ": " + sign.Reason, "sign in again: mcpauth login " + argOf(inv)
+	case errors.As(err, &grants):
+		supported := strings.Join(grants.Supported, ", ")
+		if supported == "" {
+			supported = "only the default authorization_code"
+		}
+		asked := make([]string, len(grants.Configured))
+		for i, g := range grants.Configured {
+			asked[i] = string(g)
+		}
+		return fmt.Sprintf("%s supports none of the grants asked for (%s); it lists: %s", grants.Issuer, strings.Join(asked, ", "), supported),
+			"pass --grant with a grant the server supports"
+	case errors.As(err, &pgDown):
+		return "the PostgreSQL store cannot be reached: " + trim(pgDown.Error()), "check that the database is running and reachable, then " + again
+	case errors.As(err, &pgQuery):
+		return "the PostgreSQL store refused a statement: " + trim(pgQuery.Error()), "check the database user's privileges on the store's schema"
+	case errors.As(err, &pgSchema):
+		return trim(pgSchema.Error()), "use the mcpauth that created the store's schema, or a newer one"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out (after " + timeout + ")", "check that the servers answer, or allow longer with a larger --timeout (e.g. --timeout 5m)"
 	case errors.Is(err, context.Canceled):
@@ -197,6 +230,35 @@ func explain(err error, inv *invocation) (msg, next string) {
 	return trim(err.Error()), ""
 }
 
+// sourceName says which configured secret a source is, in words.
+func sourceName(source string) string {
+	switch source {
+	case effects.SourceWorkloadToken:
+		return "workload token"
+	case effects.SourceIDToken:
+		return "ID token"
+	}
+	return source
+}
+
+func sourceNext(source string) string {
+	switch source {
+	case effects.SourceWorkloadToken:
+		return "check --workload-token-file or --workload-token-env: the platform's token for the workload must be there"
+	case effects.SourceIDToken:
+		return "check --id-token-file: your ID token from the identity provider must be there"
+	}
+	return ""
+}
+
+// argOf is the command's <mcp-url>, or a placeholder.
+func argOf(inv *invocation) string {
+	if inv == nil || len(inv.args) == 0 {
+		return "<mcp-url>"
+	}
+	return inv.args[0]
+}
+
 func cmdName(inv *invocation) string {
 	if inv == nil || inv.cmd == nil {
 		return "<command>"
@@ -234,7 +296,7 @@ func oauthText(err error) string {
 // trim drops the package prefixes of the library's error messages, which
 // say where an error comes from to a programmer, not to a user.
 func trim(s string) string {
-	for _, p := range []string{"machine: ", "httpdriver: ", "driver: "} {
+	for _, p := range []string{"machine: ", "httpdriver: ", "driver: ", "pgstore: "} {
 		s = strings.ReplaceAll(s, p, "")
 	}
 	return s

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -107,14 +108,47 @@ func loginWorld(t *testing.T) *testworld.World {
 	return startWorld(t, demoWorld)
 }
 
-// readStore reads the records of a store file through the file store.
+// readStore reads every record of a store file through the file store
+// (driver.Lister and Get).
 func readStore(t *testing.T, path string) map[string][]byte {
 	t.Helper()
-	recs, err := listRecords(path)
+	s, err := driver.OpenFileStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return readAll(t, s)
+}
+
+// readAll reads every record of a store that lists its keys.
+func readAll(t *testing.T, s interface {
+	driver.Store
+	driver.Lister
+}) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := s.Keys(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		r, err := s.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[k] = r.Value
+	}
 	return recs
+}
+
+// keysOf is the sorted keys of recs, for messages.
+func keysOf(recs map[string][]byte) []string {
+	out := make([]string, 0, len(recs))
+	for k := range recs {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func fileMode(t *testing.T, path string) os.FileMode {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/internal/testworld"
 )
@@ -22,11 +24,22 @@ func storedTokens(t *testing.T, te *testEnv, server string) effects.Tokens {
 	recs := readStore(t, te.storePath())
 	raw, ok := recs[tokensKey(server)]
 	if !ok {
-		t.Fatalf("no credential stored for %s; keys: %v", server, keysWithPrefix(recs, ""))
+		t.Fatalf("no credential stored for %s; keys: %v", server, keysOf(recs))
 	}
 	var tok effects.Tokens
 	if err := json.Unmarshal(raw, &tok); err != nil {
 		t.Fatal(err)
+	}
+	return tok
+}
+
+// storedTokensIn decodes the credential a store holds for server.
+func storedTokensIn(t *testing.T, s driver.Store, server string) effects.Tokens {
+	t.Helper()
+	var tok effects.Tokens
+	ok, err := getRecord(context.Background(), s, tokensKey(server), &tok)
+	if err != nil || !ok {
+		t.Fatalf("no credential stored for %s (%v)", server, err)
 	}
 	return tok
 }
@@ -109,7 +122,7 @@ func TestLoginTokenToolsStatusLogout(t *testing.T) {
 		t.Errorf("logout made %d revocations, want 2 (refresh token, access token):\n%s", got, logout.transcript)
 	}
 	if recs := readStore(t, te.storePath()); len(recs) != 0 {
-		t.Errorf("the store still holds %v after logout", keysWithPrefix(recs, ""))
+		t.Errorf("the store still holds %v after logout", keysOf(recs))
 	}
 	assertNoSecret(t, logout, tok.AccessToken, tok.RefreshToken)
 
@@ -304,30 +317,30 @@ func TestCorruptStoreIsNeverOverwrittenSilently(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// status only reads: it reports and leaves the file alone.
-	st := te.run(t, "status")
-	if st.code != 1 || !strings.Contains(st.stderr, "unreadable") {
-		t.Errorf("status on a corrupt store:\n%s", st.transcript)
+	// Every command that meets it — status, which only reads, as well as
+	// login — moves it aside unchanged, says so, and stops.
+	for i, args := range [][]string{{"status"}, {"login", w.MCPURL()}} {
+		r := te.run(t, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "unreadable") || !strings.Contains(r.stderr, "moved aside, unchanged, to") {
+			t.Fatalf("%v on a corrupt store:\n%s", args, r.transcript)
+		}
+		moved, _ := filepath.Glob(path + ".corrupt-*")
+		if len(moved) != i+1 {
+			t.Fatalf("corrupt copies: %v", moved)
+		}
+		for _, m := range moved {
+			if b, _ := os.ReadFile(m); string(b) != string(corrupt) {
+				t.Errorf("the moved-aside file differs from the corrupt one")
+			}
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Errorf("%v wrote a new store in the same run", args)
+		}
+		if err := os.WriteFile(path, corrupt, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if b, _ := os.ReadFile(path); string(b) != string(corrupt) {
-		t.Fatalf("status changed the corrupt file")
-	}
-
-	// login meets it, moves it aside unchanged, says so, and stops.
-	r := te.run(t, "login", w.MCPURL())
-	if r.code != 1 || !strings.Contains(r.stderr, "moved aside, unchanged, to") {
-		t.Fatalf("login on a corrupt store:\n%s", r.transcript)
-	}
-	moved, _ := filepath.Glob(path + ".corrupt-*")
-	if len(moved) != 1 {
-		t.Fatalf("corrupt copies: %v", moved)
-	}
-	if b, _ := os.ReadFile(moved[0]); string(b) != string(corrupt) {
-		t.Errorf("the moved-aside file differs from the corrupt one")
-	}
-	if _, err := os.Stat(path); err == nil {
-		t.Errorf("a new store was written in the same run")
-	}
+	os.Remove(path)
 	// The next run starts with an empty store.
 	mustRun(t, te, "login", w.MCPURL())
 }

@@ -14,7 +14,21 @@
 // --help (with examples), --timeout and -v (the live trace on stderr).
 //
 // Sign-ins live in one file store (driver.FileStore, mode 0600) at
-// os.UserConfigDir()/mcpauth/store.json unless --store says otherwise.
+// os.UserConfigDir()/mcpauth/store.json unless --store names another file
+// or a PostgreSQL database (postgres://…, driver/pgstore), which machines
+// that share the sign-ins use together. The commands list what a store
+// holds through driver.Lister and read it through driver.Store, whatever
+// its kind.
+//
+// login, token and tools take the flags of MCP's authorization extensions:
+// --grant (client_credentials, workload_identity, enterprise_managed, in
+// order of preference), --client-key (private_key_jwt), --dpop, the
+// workload token's --workload-token-file or --workload-token-env, and the
+// identity provider's --idp-token-endpoint, --idp-client-id and
+// --id-token-file. login stores these settings with the sign-in (names
+// only, never a secret), so that token and tools renew a credential
+// obtained without a user by making the same grant again; a DPoP key is
+// kept in the store with the tokens bound to it.
 // Nothing the command prints ever contains a token, a code, a verifier or a
 // client secret, except `token`, whose whole job is to print one access
 // token on stdout.

@@ -38,13 +38,6 @@ func (p *pathRecorder) Effect(e effects.Effect) {
 	}
 }
 
-// transitions returns the path so far.
-func (p *pathRecorder) transitions() []effects.Transition {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]effects.Transition(nil), p.path...)
-}
-
 // mermaid renders the path as a stateDiagram-v2, in the syntax of
 // states.Diagram: a start arrow to the first state, then one labelled arrow
 // per transition taken, in the order first taken.

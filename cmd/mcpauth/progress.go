@@ -44,6 +44,8 @@ var stepLabels = map[states.State]string{
 	states.AwaitingCallback:    "waiting for you to approve in the browser",
 	states.ExchangingCode:      "exchanging the authorization code for tokens",
 	states.Refreshing:          "refreshing the access token",
+	states.ExchangingIdentity:  "exchanging your ID token at the identity provider",
+	states.RequestingToken:     "requesting a token from the authorization server",
 }
 
 func labelOf(s states.State) string {

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/mcpauth/mcpauth/driver"
+	"github.com/mcpauth/mcpauth/driver/pgstore"
 	"github.com/mcpauth/mcpauth/effects"
 )
 
@@ -25,13 +25,57 @@ const (
 	clientPrefix    = "client:"
 )
 
+// The command's own records, one of each per MCP server: the extension
+// settings a sign-in was made with (file paths, variable names, URLs and
+// ids: never a secret), so that token, tools and logout renew and revoke it
+// the same way; and the private key its tokens are bound to by DPoP (RFC
+// 9449), kept with the tokens like any other secret of the store.
+const (
+	settingsPrefix = "cli-settings:"
+	dpopKeyPrefix  = "cli-dpop-key:"
+)
+
 func tokensKey(server string) string    { return tokensPrefix + server }
 func discoveryKey(server string) string { return discoveryPrefix + server }
 func clientKey(issuer string) string    { return clientPrefix + issuer }
+func settingsKey(server string) string  { return settingsPrefix + server }
+func dpopKeyKey(server string) string   { return dpopKeyPrefix + server }
+
+// pgstore.Store lists its keys too.
+var _ driver.Lister = (*pgstore.Store)(nil)
 
 // storePathFlag registers --store.
 func storePathFlag(fs *flag.FlagSet) *string {
-	return fs.String("store", "", "the store file (default: the user's config directory/mcpauth/store.json)")
+	return fs.String("store", "", "the store: a file `PATH`, or a PostgreSQL DSN (postgres://user@host:5432/db?sslmode=verify-full) shared by many machines (default: the user's config directory/mcpauth/store.json)")
+}
+
+// isDSN reports whether a --store value names a PostgreSQL database rather
+// than a file.
+func isDSN(v string) bool {
+	l := strings.ToLower(v)
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// redactDSN is a DSN fit to print: no password, in the user part or in the
+// query.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "a PostgreSQL database (the DSN does not parse)"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") {
+				q.Del(k)
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // resolveStorePath is --store, or the default under os.UserConfigDir.
@@ -46,76 +90,73 @@ func resolveStorePath(e *env, flagValue string) (string, error) {
 	return p, nil
 }
 
-// openStore opens the file store. A corrupt file has been moved aside by
-// the store (never overwritten): that is reported as a failure, so the
-// user hears of it before anything new is written.
-func openStore(path string) (*driver.FileStore, error) {
-	s, err := driver.OpenFileStore(path)
+// store is the store a command works on: a file store, a PostgreSQL store,
+// or (for a command that only reads, when the file does not exist) an
+// empty memory store, so that nothing is created by reading. Every kind
+// lists its keys (driver.Lister) and is otherwise used through
+// driver.Store only.
+type store struct {
+	driver.Store
+	list  driver.Lister
+	where string // the file's path, or the DSN without its password
+	close func()
+}
+
+// Keys implements driver.Lister.
+func (s *store) Keys(ctx context.Context, prefix string) ([]string, error) {
+	return s.list.Keys(ctx, prefix)
+}
+
+// openStore opens --store: a PostgreSQL store for a postgres:// DSN (its
+// schema is created on first use), else the file store. With readOnly, a
+// store file that does not exist is an empty store and is not created.
+//
+// A corrupt store file is moved aside by the file store (never
+// overwritten): that is reported as a failure, so the user hears of it
+// before anything new is written. Close the store when done.
+func openStore(ctx context.Context, e *env, flagValue string, readOnly bool) (*store, error) {
+	where, err := resolveStorePath(e, flagValue)
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
-}
-
-// storeExists reports whether the store file exists.
-func storeExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
-// storeFile is the store file's JSON format, as documented on
-// driver.FileStore; read directly (read-only) because driver.Store has no
-// way to list its keys.
-type storeFile struct {
-	Version int `json:"version"`
-	Records map[string]struct {
-		Version uint64 `json:"version"`
-		Value   []byte `json:"value"` // base64 in the file
-	} `json:"records"`
-}
-
-// listRecords reads every record of the store file without changing it. A
-// missing file is an empty store. A file that does not parse is an error
-// (left untouched: the file store moves it aside when it next meets it).
-func listRecords(path string) (map[string][]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string][]byte{}, nil
+	if isDSN(where) {
+		shown := redactDSN(where)
+		pg, err := pgstore.Open(ctx, where)
+		if err != nil {
+			return nil, &failure{
+				msg:  "cannot open the PostgreSQL store " + shown + ": " + trim(err.Error()),
+				next: "check the DSN (postgres://user@host:5432/db?sslmode=…) and that the database is running and reachable",
+				err:  err,
+			}
+		}
+		return &store{Store: pg, list: pg, where: shown, close: pg.Close}, nil
 	}
+	if readOnly {
+		if _, err := os.Stat(where); errors.Is(err, fs.ErrNotExist) {
+			m := driver.NewMemoryStore()
+			return &store{Store: m, list: m, where: where, close: func() {}}, nil
+		}
+	}
+	f, err := driver.OpenFileStore(where)
 	if err != nil {
 		return nil, err
 	}
-	var f storeFile
-	if err := json.Unmarshal(b, &f); err != nil || f.Version < 1 {
-		return nil, &failure{
-			msg:  fmt.Sprintf("the store file %s is unreadable (not a version 1 store); it was left unchanged", path),
-			next: "move it away and sign in again (mcpauth login moves a corrupt store aside by itself)",
-		}
-	}
-	if f.Version > 1 {
-		return nil, &failure{
-			msg:  fmt.Sprintf("the store file %s has format version %d, newer than this mcpauth reads", path, f.Version),
-			next: "use a newer mcpauth, or pass --store with another file",
-		}
-	}
-	out := make(map[string][]byte, len(f.Records))
-	for k, r := range f.Records {
-		out[k] = r.Value
-	}
-	return out, nil
+	return &store{Store: f, list: f, where: where, close: func() {}}, nil
 }
 
-// keysWithPrefix returns the sorted keys of recs starting with prefix,
-// with the prefix removed.
-func keysWithPrefix(recs map[string][]byte, prefix string) []string {
-	var out []string
-	for k := range recs {
+// listUnder returns the keys under prefix with the prefix removed, sorted.
+func listUnder(ctx context.Context, l driver.Lister, prefix string) ([]string, error) {
+	keys, err := l.Keys(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
 		if rest, ok := strings.CutPrefix(k, prefix); ok {
 			out = append(out, rest)
 		}
 	}
-	sort.Strings(out)
-	return out
+	return out, nil
 }
 
 // getRecord decodes the record at key into v; found is false when there is
@@ -141,6 +182,12 @@ func putRecord(ctx context.Context, s driver.Store, key string, v any) error {
 	if err != nil {
 		return err
 	}
+	return putRaw(ctx, s, key, b)
+}
+
+// putRaw writes b at key whatever its version, retrying a lost
+// compare-and-swap.
+func putRaw(ctx context.Context, s driver.Store, key string, b []byte) error {
 	for {
 		var cur uint64
 		r, err := s.Get(ctx, key)
@@ -161,13 +208,15 @@ func putRecord(ctx context.Context, s driver.Store, key string, v any) error {
 
 // signIn is what the store holds for one MCP server.
 type signIn struct {
-	server    string
-	tokens    effects.Tokens
-	hasTokens bool
-	discovery effects.Discovery
-	hasDisc   bool
-	client    effects.Client
-	hasClient bool
+	server      string
+	tokens      effects.Tokens
+	hasTokens   bool
+	discovery   effects.Discovery
+	hasDisc     bool
+	client      effects.Client
+	hasClient   bool
+	settings    extSettings
+	hasSettings bool
 }
 
 // loadSignIn reads the records of server through the store.
@@ -180,10 +229,10 @@ func loadSignIn(ctx context.Context, s driver.Store, server string) (signIn, err
 	if in.hasDisc, err = getRecord(ctx, s, discoveryKey(server), &in.discovery); err != nil {
 		return in, err
 	}
-	issuer := in.tokens.Issuer
-	if issuer == "" {
-		issuer = in.discovery.Authorization.Issuer
+	if in.hasSettings, err = getRecord(ctx, s, settingsKey(server), &in.settings); err != nil {
+		return in, err
 	}
+	issuer := in.issuer()
 	if issuer != "" {
 		if in.hasClient, err = getRecord(ctx, s, clientKey(issuer), &in.client); err != nil {
 			return in, err

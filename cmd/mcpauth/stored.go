@@ -6,6 +6,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/httpdriver"
 	"github.com/mcpauth/mcpauth/machine"
 )
@@ -15,62 +16,79 @@ import (
 const fallbackRedirectURI = "http://127.0.0.1/callback"
 
 // storedConn is an MCP connection signed in with the stored credential
-// (refreshed when needed), for the commands that must never open a
-// browser: token and tools.
+// (refreshed or renewed when needed), for the commands that must never
+// open a browser: token and tools.
 type storedConn struct {
 	server    string
+	store     *store
 	wiring    *wiring
 	agent     *noBrowserAgent
 	transport *httpdriver.Transport
 	session   *mcp.ClientSession
 }
 
-// connectStored connects to server with what the store holds. It fails
-// with *loginNeededError, before any request, when nothing is stored, and
-// after the requests when the machine needed the user.
-func connectStored(ctx context.Context, inv *invocation, storeFlag, server string) (*storedConn, error) {
-	path, err := resolveStorePath(inv.env, storeFlag)
+// connectStored connects to server with what the store holds, renewing
+// the credential the way it was obtained: the sign-in's stored extension
+// settings, with the flags given in their place. It fails with
+// *loginNeededError, before any request, when nothing is stored, and after
+// the requests when the machine needed the user.
+func connectStored(ctx context.Context, inv *invocation, storeFlag string, ext *extFlags, server string) (_ *storedConn, err error) {
+	if err := ext.syntax(); err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, inv.env, storeFlag, true)
 	if err != nil {
 		return nil, err
 	}
-	notSignedIn := &loginNeededError{server: server, msg: "not signed in to " + server + " (no sign-in for it in " + path + ")"}
-	if !storeExists(path) {
-		return nil, notSignedIn
-	}
-	store, err := openStore(path)
-	if err != nil {
-		return nil, err
-	}
-	in, err := loadSignIn(ctx, store, server)
+	c := &storedConn{server: server, store: st, wiring: newWiring(inv), agent: &noBrowserAgent{server: server}}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	in, err := loadSignIn(ctx, st, server)
 	if err != nil {
 		return nil, err
 	}
 	if !in.hasTokens {
-		if recs, err := listRecords(path); err == nil {
-			notSignedIn.stored = keysWithPrefix(recs, tokensPrefix)
-		}
+		notSignedIn := &loginNeededError{server: server, msg: "not signed in to " + server + " (no sign-in for it in " + st.where + ")"}
+		notSignedIn.stored, _ = listUnder(ctx, st, tokensPrefix)
 		return nil, notSignedIn
 	}
-	redirect := fallbackRedirectURI
-	if in.hasClient && len(in.client.RedirectURIs) > 0 {
-		redirect = in.client.RedirectURIs[0]
+	settings, err := ext.over(in.settings)
+	if err != nil {
+		return nil, err
 	}
-	c := &storedConn{server: server, wiring: newWiring(inv), agent: &noBrowserAgent{server: server}}
-	c.transport, err = c.wiring.transport(ctx, machine.Config{
+	signer := &driver.KeySigner{}
+	if _, err := settings.addClientKey(signer); err != nil {
+		return nil, err
+	}
+	cfg := machine.Config{
 		Server:      server,
-		RedirectURI: redirect,
+		RedirectURI: fallbackRedirectURI,
 		// Never register a client here: a missing one means "sign in".
 		NoDynamicRegistration: true,
-	}, store, c.agent, c.wiring.tracer())
+	}
+	if in.hasClient && len(in.client.RedirectURIs) > 0 {
+		cfg.RedirectURI = in.client.RedirectURIs[0]
+	}
+	settings.configure(&cfg)
+	if err := storedDPoPKey(ctx, st, in, cfg.DPoP, signer); err != nil {
+		return nil, err
+	}
+	c.transport, err = c.wiring.transport(ctx, cfg, httpdriver.Options{
+		UserAgent: c.agent,
+		Store:     st,
+		Tracer:    c.wiring.tracer(),
+		Signer:    signer,
+		Sources:   settings.sources(),
+	})
 	if err != nil {
-		c.close()
 		return nil, err
 	}
 	c.session, err = connectMCP(ctx, c.transport, server)
 	if err != nil {
-		err = c.explain(err)
-		c.close()
-		return nil, err
+		return nil, c.explain(err)
 	}
 	return c, nil
 }
@@ -99,4 +117,5 @@ func (c *storedConn) close() {
 		c.transport.Close()
 	}
 	c.wiring.close()
+	c.store.close()
 }

@@ -54,15 +54,12 @@ func (w *wiring) tracer(ts ...driver.Tracer) driver.Tracer {
 }
 
 // transport builds the mcpauth transport: protected requests, auxiliary
-// requests and (through ua) the user agent all go through w.
-func (w *wiring) transport(ctx context.Context, cfg machine.Config, store driver.Store, ua driver.UserAgent, tracer driver.Tracer) (*httpdriver.Transport, error) {
-	return httpdriver.NewTransport(ctx, cfg, httpdriver.Options{
-		Base:      w.rt("mcp"),
-		Requester: &httpdriver.Requester{Client: &http.Client{Transport: w.rt("oauth")}},
-		UserAgent: ua,
-		Store:     store,
-		Tracer:    tracer,
-	})
+// requests and (through opts.UserAgent) the user agent all go through w.
+// opts gives the rest: store, tracer, signer, sources.
+func (w *wiring) transport(ctx context.Context, cfg machine.Config, opts httpdriver.Options) (*httpdriver.Transport, error) {
+	opts.Base = w.rt("mcp")
+	opts.Requester = &httpdriver.Requester{Client: &http.Client{Transport: w.rt("oauth")}}
+	return httpdriver.NewTransport(ctx, cfg, opts)
 }
 
 func (w *wiring) close() { w.pool.CloseIdleConnections() }
