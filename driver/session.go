@@ -140,7 +140,7 @@ func (s *Session) Do(ctx context.Context, method, url string, send SendFunc) err
 		case effects.Fail:
 			return e.Err
 		case effects.SendProtected:
-			header, err := s.withProof(ctx, e)
+			header, err := s.withProof(ctx, e, method, url)
 			if err != nil {
 				s.feed(machine.ProtectedFailed{Request: id})
 				return err
@@ -158,7 +158,7 @@ func (s *Session) Do(ctx context.Context, method, url string, send SendFunc) err
 // feed steps the machine with in and carries out the effects, feeding any
 // follow-up inputs (a lost compare-and-swap) in turn.
 func (s *Session) feed(in machine.Input) {
-	queue := []machine.Input{in}
+	queue := s.step(in) // usually nothing follows
 	for len(queue) > 0 {
 		next := s.step(queue[0])
 		queue = append(queue[1:], next...)
@@ -295,11 +295,15 @@ func (s *Session) dispatch(e effects.Effect, authURL string) {
 
 // withProof signs the DPoP proof of a protected send, in the caller's
 // goroutine: requests never wait for each other's signatures.
-func (s *Session) withProof(ctx context.Context, e effects.SendProtected) (map[string][]string, error) {
+func (s *Session) withProof(ctx context.Context, e effects.SendProtected, method, target string) (map[string][]string, error) {
 	if e.Proof == nil {
 		return e.Header, nil
 	}
-	proof, err := s.deps.Signer.Sign(ctx, *e.Proof)
+	j, err := BindToRequest(*e.Proof, method, target)
+	if err != nil {
+		return nil, err
+	}
+	proof, err := s.deps.Signer.Sign(ctx, j)
 	if err != nil {
 		return nil, err
 	}

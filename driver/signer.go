@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/machine"
 )
 
 // Signer signs the JWTs the machine describes (DPoP proofs, client
@@ -141,6 +143,25 @@ func (k *KeySigner) Sign(_ context.Context, j effects.JWT) (string, error) {
 		return "", &SignError{KeyID: j.KeyID, Reason: err.Error()}
 	}
 	return obj.CompactSerialize()
+}
+
+// BindToRequest adds the htm and htu claims of the request a JWT travels
+// with, when the machine asked for it (effects.JWT.BindRequest).
+func BindToRequest(j effects.JWT, method, target string) (effects.JWT, error) {
+	if !j.BindRequest {
+		return j, nil
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(j.Claims, &claims); err != nil {
+		return j, &SignError{KeyID: j.KeyID, Reason: "claims are not a JSON object"}
+	}
+	claims["htm"], claims["htu"] = method, machine.HTU(target)
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return j, &SignError{KeyID: j.KeyID, Reason: err.Error()}
+	}
+	j.Claims, j.BindRequest = b, false
+	return j, nil
 }
 
 // PublicJWK returns the public key held under id as a JWK (for tests and

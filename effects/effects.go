@@ -58,6 +58,10 @@ type JWT struct {
 	Type string
 	// EmbedJWK puts the public key in the jwk header (DPoP proofs).
 	EmbedJWK bool
+	// BindRequest asks the driver to add the htm and htu claims of the
+	// request the JWT travels with (RFC 9449 §4.2: its method, and its URI
+	// without query and fragment): the driver holds the request itself.
+	BindRequest bool
 	// Claims is the JSON object of claims.
 	Claims []byte
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/mcpauth/mcpauth/driver"
@@ -90,9 +91,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	var (
-		mu   sync.Mutex
-		last *http.Response
-		own  = machine.SameOrigin(req.URL.String(), t.server)
+		mu     sync.Mutex
+		last   *http.Response
+		target = req.URL.String()
+		own    = sameOrigin(target, t.server)
 	)
 	send := func(ctx context.Context, header map[string][]string) (driver.Answer, error) {
 		clone := req.Clone(ctx)
@@ -122,9 +124,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		last = resp
 		mu.Unlock()
-		return driver.Answer{Status: resp.StatusCode, Challenges: resp.Header.Values("WWW-Authenticate"), Nonce: resp.Header.Get("DPoP-Nonce")}, nil
+		// Canonical keys read directly: no allocation per response.
+		ans := driver.Answer{Status: resp.StatusCode, Challenges: resp.Header["Www-Authenticate"]}
+		if n := resp.Header["Dpop-Nonce"]; len(n) > 0 {
+			ans.Nonce = n[0]
+		}
+		return ans, nil
 	}
-	err = t.session.Do(req.Context(), req.Method, req.URL.String(), send)
+	err = t.session.Do(req.Context(), req.Method, target, send)
 	mu.Lock()
 	defer mu.Unlock()
 	if err != nil {
@@ -137,6 +144,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("httpdriver: internal: request delivered without a response")
 	}
 	return last, nil
+}
+
+// sameOrigin is machine.SameOrigin with a fast path for the common case,
+// a request to the server URL itself.
+func sameOrigin(u, server string) bool {
+	if rest, ok := strings.CutPrefix(u, server); ok && (rest == "" || rest[0] == '?' || rest[0] == '#' || rest[0] == '/') {
+		return true
+	}
+	return machine.SameOrigin(u, server)
 }
 
 // replayableBody returns a function that yields a fresh copy of the

@@ -26,8 +26,8 @@ func (st *step) usesDPoP() bool {
 // dpopClaims are the claims of a DPoP proof (RFC 9449 §4.2).
 type dpopClaims struct {
 	Jti   string `json:"jti"`
-	Htm   string `json:"htm"`
-	Htu   string `json:"htu"`
+	Htm   string `json:"htm,omitempty"`
+	Htu   string `json:"htu,omitempty"`
 	Iat   int64  `json:"iat"`
 	Nonce string `json:"nonce,omitempty"`
 	Ath   string `json:"ath,omitempty"`
@@ -41,7 +41,10 @@ func (st *step) proof(method, target, accessToken string) (effects.JWT, error) {
 	if err != nil {
 		return effects.JWT{}, err
 	}
-	c := dpopClaims{Jti: jti, Htm: method, Htu: htu(target), Iat: st.env.Now.Unix()}
+	c := dpopClaims{Jti: jti, Iat: st.env.Now.Unix()}
+	if method != "" {
+		c.Htm, c.Htu = method, HTU(target)
+	}
 	if origin, err := originOf(target); err == nil {
 		c.Nonce = st.s.Nonces[origin]
 	}
@@ -56,8 +59,9 @@ func (st *step) proof(method, target, accessToken string) (effects.JWT, error) {
 	return effects.JWT{KeyID: st.s.Config.DPoPKeyID, Alg: st.s.Config.DPoPAlg, Type: "dpop+jwt", EmbedJWK: true, Claims: claims}, nil
 }
 
-// htu is the target URI without query and fragment (RFC 9449 §4.2).
-func htu(target string) string {
+// HTU is the DPoP htu of a target URI: without query and fragment (RFC
+// 9449 §4.2). Drivers use it for effects.JWT.BindRequest.
+func HTU(target string) string {
 	u, err := url.Parse(target)
 	if err != nil {
 		base, _, _ := strings.Cut(target, "?")
@@ -98,16 +102,20 @@ func (st *step) rememberNonce(server, nonce string) {
 func (st *step) protectedAuthorization(id effects.RequestID) (map[string][]string, *effects.JWT, error) {
 	t := st.s.Credential
 	if t.DPoPKeyID == "" {
-		return map[string][]string{"Authorization": {"Bearer " + t.AccessToken}}, nil, nil
+		// Built once per credential and shared by every send: effects are
+		// read-only to drivers.
+		if st.s.HeaderFor != st.s.Generation || st.s.Header == nil {
+			st.s.Header = map[string][]string{"Authorization": {"Bearer " + t.AccessToken}}
+			st.s.HeaderFor = st.s.Generation
+		}
+		return st.s.Header, nil, nil
 	}
-	info, _ := st.s.Requests.Get(id)
-	method := info.Method
-	if method == "" {
-		method = "GET"
-	}
-	p, err := st.proof(method, info.URL, t.AccessToken)
+	// The driver binds the proof to the request it sends (htm, htu); the
+	// machine decides the rest: a fresh jti, the token's hash, the nonce.
+	p, err := st.proof("", st.s.Config.Server, t.AccessToken)
 	if err != nil {
 		return nil, nil, err
 	}
+	p.BindRequest = true
 	return map[string][]string{"Authorization": {"DPoP " + t.AccessToken}}, &p, nil
 }

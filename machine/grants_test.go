@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/machine"
 )
@@ -232,6 +233,26 @@ func gtClaims(t *testing.T, j effects.JWT) map[string]any {
 		t.Fatalf("claims %q: %v", j.Claims, err)
 	}
 	return m
+}
+
+// gtBound is a resource proof as the driver sends it with a POST to
+// gtServer: the machine asks for the request binding (htm, htu) and
+// decides everything else.
+func gtBound(t *testing.T, j effects.JWT) effects.JWT { return gtBoundTo(t, j, "POST") }
+
+func gtBoundTo(t *testing.T, j effects.JWT, method string) effects.JWT {
+	t.Helper()
+	if !j.BindRequest {
+		t.Fatalf("resource proof %v is not bound to its request", j)
+	}
+	if m := gtClaims(t, j); m["htm"] != nil || m["htu"] != nil {
+		t.Errorf("the machine set htm/htu itself: %v", m)
+	}
+	b, err := driver.BindToRequest(j, method, gtServer+"?q=1#f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func gtForm(t *testing.T, f effects.Fetch) url.Values {
@@ -725,7 +746,7 @@ func TestGrantDPoPProofs(t *testing.T) {
 		t.Fatal("protected send without a proof")
 	}
 	want = map[string]any{"jti": gtJTI(t, state3, 0), "htm": "POST", "htu": gtServer, "iat": float64(gtT0.Unix()), "ath": gtAth(at)}
-	if diff := cmp.Diff(want, gtClaims(t, *sp.Proof)); diff != "" {
+	if diff := cmp.Diff(want, gtClaims(t, gtBound(t, *sp.Proof))); diff != "" {
 		t.Errorf("resource proof (-want +got):\n%s", diff)
 	}
 
@@ -733,7 +754,7 @@ func TestGrantDPoPProofs(t *testing.T) {
 	nonceChallenge := []string{`DPoP error="use_dpop_nonce", error_description="nonce"`}
 	sp2, state4 := gtOne[effects.SendProtected](t, r.feed(machine.ProtectedResponse{Request: 1, Credential: sp.Credential, Status: 401, Challenges: nonceChallenge, Nonce: "rs-1"}))
 	want = map[string]any{"jti": gtJTI(t, state4, 0), "htm": "POST", "htu": gtServer, "iat": float64(gtT0.Unix()), "ath": gtAth(at), "nonce": "rs-1"}
-	if diff := cmp.Diff(want, gtClaims(t, *sp2.Proof)); diff != "" {
+	if diff := cmp.Diff(want, gtClaims(t, gtBound(t, *sp2.Proof))); diff != "" {
 		t.Errorf("resource proof with the nonce (-want +got):\n%s", diff)
 	}
 	gtOne[effects.Deliver](t, r.feed(machine.ProtectedResponse{Request: 1, Credential: sp2.Credential, Status: 200}))
@@ -742,7 +763,7 @@ func TestGrantDPoPProofs(t *testing.T) {
 	r.now = r.now.Add(time.Second)
 	sp3, state5 := gtOne[effects.SendProtected](t, r.feed(machine.RequestStarted{Request: 2, Method: "GET", URL: gtServer}))
 	want = map[string]any{"jti": gtJTI(t, state5, 0), "htm": "GET", "htu": gtServer, "iat": float64(r.now.Unix()), "ath": gtAth(at), "nonce": "rs-1"}
-	if diff := cmp.Diff(want, gtClaims(t, *sp3.Proof)); diff != "" {
+	if diff := cmp.Diff(want, gtClaims(t, gtBoundTo(t, *sp3.Proof, "GET"))); diff != "" {
 		t.Errorf("later resource proof (-want +got):\n%s", diff)
 	}
 

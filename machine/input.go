@@ -10,7 +10,9 @@ type Input interface{ isInput() }
 // credential is ready) or Fail.
 type RequestStarted struct {
 	Request effects.RequestID
-	Method  string // for the DPoP proof's htm (RFC 9449 §4.2)
+	// Method is recorded in traces; the driver binds DPoP proofs to the
+	// method it sends (effects.JWT.BindRequest).
+	Method string
 	// URL is where the request goes; a credential is only ever attached for
 	// the protected resource's origin (design §4.1).
 	URL string

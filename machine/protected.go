@@ -15,13 +15,24 @@ func (st *step) requestStarted(in RequestStarted) error {
 	}
 	// A credential only ever goes to the protected resource's origin
 	// (design §4.1): a request elsewhere passes through untouched.
-	if !SameOrigin(in.URL, st.s.Config.Server) {
+	if !st.toServerOrigin(in.URL) {
 		st.s.Requests = st.s.Requests.With(in.Request, RequestInfo{Foreign: true})
 		st.emit(effects.SendProtected{Request: in.Request})
 		return nil
 	}
-	st.s.Requests = st.s.Requests.With(in.Request, RequestInfo{Method: in.Method, URL: in.URL})
+	st.s.Requests = st.s.Requests.With(in.Request, RequestInfo{})
 	return st.dispatch(in.Request)
+}
+
+// toServerOrigin reports whether u has the MCP server's origin. Most
+// requests go to the server URL itself (perhaps with a query): those are
+// told without parsing.
+func (st *step) toServerOrigin(u string) bool {
+	server := st.s.Config.Server
+	if rest, ok := strings.CutPrefix(u, server); ok && (rest == "" || rest[0] == '?' || rest[0] == '#' || rest[0] == '/') {
+		return true
+	}
+	return SameOrigin(u, server)
 }
 
 // dispatch sends request id now, or parks it (starting a refresh when the
@@ -95,7 +106,7 @@ func (st *step) releaseParked(err error) {
 	}
 	var ids []effects.RequestID
 	var refused []bool
-	st.s.Requests.Each(func(id effects.RequestID, info RequestInfo) {
+	st.s.Requests.EachRemembered(func(id effects.RequestID, info RequestInfo) {
 		if info.Parked {
 			ids = append(ids, id)
 			refused = append(refused, info.Unauthorized)
@@ -134,7 +145,7 @@ func (st *step) protectedResponse(in ProtectedResponse) error {
 		st.finish(in.Request, nil)
 		return nil
 	}
-	st.rememberNonce(info.URL, in.Nonce)
+	st.rememberNonce(st.s.Config.Server, in.Nonce)
 	switch in.Status {
 	case 401:
 		if st.nonceChallenge(in, info) {

@@ -7,7 +7,7 @@ import (
 )
 
 // RequestInfo is what the machine remembers about one protected request in
-// flight.
+// flight. The zero value is a request that simply passed through.
 type RequestInfo struct {
 	Parked  bool // waiting for the running attempt
 	StepUps int  // re-authorizations for more scope (MCP step-up limit)
@@ -19,167 +19,110 @@ type RequestInfo struct {
 	// resource: it never carries a credential and its answer is delivered
 	// as it is.
 	Foreign bool
-	// Method and URL are kept for DPoP proofs (htm, htu).
-	Method, URL string
 	// NonceRetried marks a request re-sent once for a DPoP nonce.
 	NonceRetried bool
 }
 
-// Requests is the set of protected requests in flight, as a persistent
-// (immutable) hash trie: With and Without return a new set sharing all
-// untouched nodes with the old one. That keeps Step pure without copying
-// every request on every step, so a step costs the same with one request in
-// flight or a hundred thousand.
+// Requests is the set of protected requests in flight, persistent
+// (immutable): With and Without return a new set sharing almost everything
+// with the old one, so Step stays pure without copying every request.
+//
+// Most requests pass straight through and need nothing remembered but that
+// they are in flight: those are bits in blocks of 512 ids. Only requests
+// with something to remember (parked, stepped up, re-sent) have an entry in
+// a second trie. So a step costs about the same with one request in flight
+// or a hundred thousand, as long as those are passing through.
 type Requests struct {
-	root *trieNode
-	n    int
+	live  hamt[*liveBlock] // id / blockSize → the block's bits
+	extra hamt[RequestInfo]
+	n     int
 }
 
-const trieBits = 5 // 32-way nodes
+const blockSize = 512
 
-type trieNode struct {
-	bitmap  uint32
-	entries []trieEntry // ordered by slot
-}
+type liveBlock [blockSize / 64]uint64
 
-type trieEntry struct {
-	child *trieNode // non-nil for an inner entry
-	id    effects.RequestID
-	info  RequestInfo
-}
-
-func slot(id effects.RequestID, depth uint) uint32 {
-	return uint32(uint64(id)>>(depth*trieBits)) & (1<<trieBits - 1)
+func blockOf(id effects.RequestID) (key uint64, word int, bit uint64) {
+	return uint64(id) / blockSize, int(uint64(id) % blockSize / 64), 1 << (uint64(id) % 64)
 }
 
 // Len is the number of requests in flight.
 func (r Requests) Len() int { return r.n }
 
+func (r Requests) live1(id effects.RequestID) bool {
+	key, w, bit := blockOf(id)
+	b, ok := r.live.get(key)
+	return ok && b[w]&bit != 0
+}
+
 // Get returns the request's info and whether it is in flight.
 func (r Requests) Get(id effects.RequestID) (RequestInfo, bool) {
-	n := r.root
-	for depth := uint(0); n != nil; depth++ {
-		bit := uint32(1) << slot(id, depth)
-		if n.bitmap&bit == 0 {
-			return RequestInfo{}, false
-		}
-		e := n.entries[bits.OnesCount32(n.bitmap&(bit-1))]
-		if e.child == nil {
-			return e.info, e.id == id
-		}
-		n = e.child
+	if !r.live1(id) {
+		return RequestInfo{}, false
 	}
-	return RequestInfo{}, false
+	info, _ := r.extra.get(uint64(id))
+	return info, true
 }
 
 // With returns the set with id mapped to info (added or replaced).
 func (r Requests) With(id effects.RequestID, info RequestInfo) Requests {
-	root, added := insert(r.root, id, info, 0)
-	if added {
+	if !r.live1(id) {
+		key, w, bit := blockOf(id)
+		b := new(liveBlock)
+		if old, ok := r.live.get(key); ok {
+			*b = *old
+		}
+		b[w] |= bit
+		r.live, _ = r.live.with(key, b)
 		r.n++
 	}
-	r.root = root
+	if info == (RequestInfo{}) {
+		r.extra, _ = r.extra.without(uint64(id))
+	} else {
+		r.extra, _ = r.extra.with(uint64(id), info)
+	}
 	return r
-}
-
-func insert(n *trieNode, id effects.RequestID, info RequestInfo, depth uint) (*trieNode, bool) {
-	if n == nil {
-		return &trieNode{bitmap: 1 << slot(id, depth), entries: []trieEntry{{id: id, info: info}}}, true
-	}
-	bit := uint32(1) << slot(id, depth)
-	i := bits.OnesCount32(n.bitmap & (bit - 1))
-	c := &trieNode{bitmap: n.bitmap}
-	if n.bitmap&bit == 0 {
-		c.bitmap |= bit
-		c.entries = make([]trieEntry, 0, len(n.entries)+1)
-		c.entries = append(c.entries, n.entries[:i]...)
-		c.entries = append(c.entries, trieEntry{id: id, info: info})
-		c.entries = append(c.entries, n.entries[i:]...)
-		return c, true
-	}
-	c.entries = append([]trieEntry(nil), n.entries...)
-	e := c.entries[i]
-	switch {
-	case e.child != nil:
-		child, added := insert(e.child, id, info, depth+1)
-		c.entries[i] = trieEntry{child: child}
-		return c, added
-	case e.id == id:
-		c.entries[i].info = info
-		return c, false
-	default: // two ids share this slot: push the old one down a level
-		child, _ := insert(nil, e.id, e.info, depth+1)
-		child, _ = insert(child, id, info, depth+1)
-		c.entries[i] = trieEntry{child: child}
-		return c, true
-	}
 }
 
 // Without returns the set without id.
 func (r Requests) Without(id effects.RequestID) Requests {
-	root, removed := remove(r.root, id, 0)
-	if removed {
-		r.n--
-		r.root = root
+	if !r.live1(id) {
+		return r
 	}
+	key, w, bit := blockOf(id)
+	old, _ := r.live.get(key)
+	b := *old
+	b[w] &^= bit
+	if b == (liveBlock{}) {
+		r.live, _ = r.live.without(key)
+	} else {
+		r.live, _ = r.live.with(key, &b)
+	}
+	r.extra, _ = r.extra.without(uint64(id))
+	r.n--
 	return r
-}
-
-func remove(n *trieNode, id effects.RequestID, depth uint) (*trieNode, bool) {
-	if n == nil {
-		return nil, false
-	}
-	bit := uint32(1) << slot(id, depth)
-	if n.bitmap&bit == 0 {
-		return n, false
-	}
-	i := bits.OnesCount32(n.bitmap & (bit - 1))
-	e := n.entries[i]
-	if e.child != nil {
-		child, removed := remove(e.child, id, depth+1)
-		if !removed {
-			return n, false
-		}
-		c := &trieNode{bitmap: n.bitmap, entries: append([]trieEntry(nil), n.entries...)}
-		if child == nil {
-			return c.drop(i, bit), true
-		}
-		c.entries[i] = trieEntry{child: child}
-		return c, true
-	}
-	if e.id != id {
-		return n, false
-	}
-	c := &trieNode{bitmap: n.bitmap, entries: append([]trieEntry(nil), n.entries...)}
-	return c.drop(i, bit), true
-}
-
-// drop removes entry i of a node the caller owns; an empty node is nil.
-func (n *trieNode) drop(i int, bit uint32) *trieNode {
-	n.bitmap &^= bit
-	n.entries = append(n.entries[:i], n.entries[i+1:]...)
-	if n.bitmap == 0 {
-		return nil
-	}
-	return n
 }
 
 // Each calls f for every request in flight, in an order fixed by the ids.
 func (r Requests) Each(f func(effects.RequestID, RequestInfo)) {
-	each(r.root, f)
+	r.live.each(func(key uint64, b *liveBlock) {
+		for w, word := range b {
+			for word != 0 {
+				low := word & -word
+				word &^= low
+				id := effects.RequestID(key*blockSize + uint64(w)*64 + uint64(bits.TrailingZeros64(low)))
+				info, _ := r.extra.get(uint64(id))
+				f(id, info)
+			}
+		}
+	})
 }
 
-func each(n *trieNode, f func(effects.RequestID, RequestInfo)) {
-	if n == nil {
-		return
-	}
-	for _, e := range n.entries {
-		if e.child != nil {
-			each(e.child, f)
-			continue
-		}
-		f(e.id, e.info)
-	}
+// EachRemembered calls f for every request with something remembered
+// (parked ones among them), in an order fixed by the ids: releasing the
+// parked requests costs what they cost, not what the others in flight do.
+func (r Requests) EachRemembered(f func(effects.RequestID, RequestInfo)) {
+	r.extra.each(func(k uint64, info RequestInfo) { f(effects.RequestID(k), info) })
 }
 
 // Map returns the requests as a plain map, for tests and traces.

@@ -45,6 +45,11 @@ type Snapshot struct {
 	Client     effects.Client
 	HasClient  bool
 
+	// Header is the Authorization header of the credential of generation
+	// HeaderFor, kept so that sends share it instead of building their own.
+	Header    map[string][]string
+	HeaderFor uint64
+
 	// Nonces are the latest DPoP nonces, per server origin (RFC 9449 §8,
 	// §9): replaced, never written through.
 	Nonces map[string]string
