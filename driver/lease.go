@@ -83,7 +83,7 @@ func (s *Session) newerStored(version uint64) (machine.Input, bool) {
 	var t effects.Tokens
 	v, found, err := getJSON(s.ctx, s.deps.Store, tokensKey(s.server), &t)
 	if err != nil {
-		s.trace(func(tr Tracer) { tr.StoreError(err) })
+		s.deps.Tracer.StoreError(err)
 		return nil, false
 	}
 	if !found || v <= version || t.AccessToken == "" {

@@ -54,6 +54,9 @@ func NewSession(cfg machine.Config, deps Deps) (*Session, error) {
 	if deps.Clock == nil {
 		deps.Clock = SystemClock{}
 	}
+	if deps.Tracer == nil {
+		deps.Tracer = Tracers(nil) // traces nothing, costs nothing
+	}
 	if deps.Rand == nil {
 		deps.Rand = rand.Reader
 	}
@@ -69,7 +72,7 @@ func NewSession(cfg machine.Config, deps Deps) (*Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range first {
-		s.trace(func(t Tracer) { t.Effect(e) })
+		s.deps.Tracer.Effect(e)
 	}
 	return s, nil
 }
@@ -82,7 +85,7 @@ func (s *Session) Start(ctx context.Context) error {
 		// An unreadable store is reported and the session starts empty:
 		// nothing is overwritten without a compare-and-swap, so a record
 		// that cannot be read is not lost by going on.
-		s.trace(func(t Tracer) { t.StoreError(err) })
+		s.deps.Tracer.StoreError(err)
 	}
 	s.feed(in)
 	s.watch()
@@ -168,20 +171,22 @@ func (s *Session) feed(in machine.Input) {
 func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 	s.mu.Lock()
 	now := s.deps.Clock.Now()
-	s.trace(func(t Tracer) { t.Input(in, now) })
+	s.deps.Tracer.Input(in, now)
 	next, out, err := machine.Step(s.snap, in, machine.Env{Now: now, Rand: s.deps.Rand})
 	if err != nil {
-		s.trace(func(t Tracer) { t.Refused(in, err) })
+		s.deps.Tracer.Refused(in, err)
 		s.mu.Unlock()
 		return nil
 	}
 	followUps = nil
 	s.snap = next
 	var later, first []effects.Effect
+	var routesBuf [2]routed // most steps route one or two effects: kept off the heap
+	routes := routesBuf[:0]
 	var withheld []machine.Input
 	leading, lostSave := false, false
 	for _, e := range out {
-		s.trace(func(t Tracer) { t.Effect(e) })
+		s.deps.Tracer.Effect(e)
 		begins, ends := leaseChange(e)
 		if ends {
 			s.releaseLease()
@@ -200,7 +205,7 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 		case effects.SaveTokens, effects.ForgetTokens, effects.SaveClient, effects.ForgetClient, effects.SaveDiscovery:
 			f, err := saveEffect(s.ctx, s.deps.Store, e)
 			if err != nil {
-				s.trace(func(t Tracer) { t.StoreError(err) })
+				s.deps.Tracer.StoreError(err)
 			}
 			if f != nil {
 				// Another writer stored a newer credential: the machine
@@ -217,20 +222,28 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 				withheld = append(withheld, machine.SendWithheld{Request: ev.Request})
 				continue
 			}
-			later = append(later, s.route(e))
+			routes = append(routes, s.route(e))
 		case effects.Deliver, effects.Fail:
-			later = append(later, s.route(e))
+			routes = append(routes, s.route(e))
 		default:
 			later = append(later, e)
 		}
 	}
 	authURL, attempt := s.authURL, s.attempt
 	s.mu.Unlock()
+	for _, r := range routes {
+		if r.to != nil {
+			r.to <- r.Effect
+		}
+	}
 	for _, e := range later {
 		s.dispatch(e, authURL)
 	}
 	if len(first) > 0 {
 		go s.lead(first, authURL, attempt)
+	}
+	if len(withheld) == 0 {
+		return followUps
 	}
 	return append(followUps, withheld...)
 }
@@ -243,7 +256,7 @@ type routed struct {
 
 // route pairs a request effect with its waiter (nil when the caller has
 // gone). Called with s.mu held.
-func (s *Session) route(e effects.Effect) effects.Effect {
+func (s *Session) route(e effects.Effect) routed {
 	var id effects.RequestID
 	switch e := e.(type) {
 	case effects.SendProtected:
@@ -263,10 +276,6 @@ func (s *Session) route(e effects.Effect) effects.Effect {
 // dispatch carries out one effect that needs no lock.
 func (s *Session) dispatch(e effects.Effect, authURL string) {
 	switch e := e.(type) {
-	case routed:
-		if e.to != nil {
-			e.to <- e.Effect
-		}
 	case effects.Fetch:
 		go s.fetch(e)
 	case effects.AwaitCallback:
@@ -275,7 +284,7 @@ func (s *Session) dispatch(e effects.Effect, authURL string) {
 		go func() {
 			in, err := LoadClient(s.ctx, s.deps.Store, e.Issuer)
 			if err != nil {
-				s.trace(func(t Tracer) { t.StoreError(err) })
+				s.deps.Tracer.StoreError(err)
 			}
 			s.feed(in)
 		}()
@@ -283,7 +292,7 @@ func (s *Session) dispatch(e effects.Effect, authURL string) {
 		go func() {
 			in, err := LoadStored(s.ctx, s.deps.Store, e.Server)
 			if err != nil {
-				s.trace(func(t Tracer) { t.StoreError(err) })
+				s.deps.Tracer.StoreError(err)
 			}
 			s.feed(in)
 		}()
@@ -359,8 +368,3 @@ func (s *Session) schedule(w effects.WakeAt, now time.Time) {
 	})
 }
 
-func (s *Session) trace(f func(Tracer)) {
-	if s.deps.Tracer != nil {
-		f(s.deps.Tracer)
-	}
-}

@@ -27,14 +27,14 @@ func (s *Session) watch() {
 	}
 	ch, err := w.Watch(s.ctx, tokensKey(s.server))
 	if err != nil {
-		s.trace(func(t Tracer) { t.StoreError(err) })
+		s.deps.Tracer.StoreError(err)
 		return
 	}
 	go func() {
 		for r := range ch {
 			var t effects.Tokens
 			if err := json.Unmarshal(r.Value, &t); err != nil {
-				s.trace(func(tr Tracer) { tr.StoreError(&RecordError{Key: r.Key, Err: err}) })
+				s.deps.Tracer.StoreError(&RecordError{Key: r.Key, Err: err})
 				continue
 			}
 			if s.Snapshot().CredentialVersion >= r.Version {
