@@ -367,4 +367,3 @@ func (s *Session) schedule(w effects.WakeAt, now time.Time) {
 		}
 	})
 }
-
