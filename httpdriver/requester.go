@@ -38,16 +38,21 @@ type Requester struct {
 	Timeout time.Duration
 	// MaxRedirects bounds same-origin redirects of discovery GETs. Default 3.
 	MaxRedirects int
+	// MaxBody bounds a response body. Default MaxAuxiliaryBody (1 MiB).
+	MaxBody int64
 }
 
-// ResponseTooLargeError reports a body over MaxAuxiliaryBody.
-type ResponseTooLargeError struct{ URL string }
+// ResponseTooLargeError reports a body over the requester's limit.
+type ResponseTooLargeError struct {
+	URL   string
+	Limit int64
+}
 
 // Retryable: the same server will send the same body again.
 func (e *ResponseTooLargeError) Retryable() bool { return false }
 
 func (e *ResponseTooLargeError) Error() string {
-	return fmt.Sprintf("httpdriver: response from %s exceeds %d bytes", e.URL, MaxAuxiliaryBody)
+	return fmt.Sprintf("httpdriver: response from %s exceeds %d bytes", e.URL, e.Limit)
 }
 
 // RedirectRefusedError reports a redirect the requester would not follow.
@@ -91,12 +96,16 @@ func (r *Requester) Fetch(ctx context.Context, f effects.Fetch) (machine.FetchRe
 		return machine.FetchResponse{}, fmt.Errorf("httpdriver: %s %s: %w", f.Method, stripQuery(f.URL), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAuxiliaryBody+1))
+	limit := r.MaxBody
+	if limit <= 0 {
+		limit = MaxAuxiliaryBody
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return machine.FetchResponse{}, fmt.Errorf("httpdriver: reading %s: %w", stripQuery(f.URL), err)
 	}
-	if len(body) > MaxAuxiliaryBody {
-		return machine.FetchResponse{}, &ResponseTooLargeError{URL: stripQuery(f.URL)}
+	if int64(len(body)) > limit {
+		return machine.FetchResponse{}, &ResponseTooLargeError{URL: stripQuery(f.URL), Limit: limit}
 	}
 	return machine.FetchResponse{Seq: f.Seq, Status: resp.StatusCode, Header: map[string][]string(resp.Header.Clone()), Body: body}, nil
 }
