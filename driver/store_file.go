@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mcpauth/mcpauth/internal/keyedmutex"
 )
 
 // fileFormatVersion is the "version" a FileStore writes and reads.
@@ -80,8 +82,8 @@ type FileStore struct {
 	dir      string
 	base     string
 	lockPath string
-	writeMu  chan struct{} // this process's writers, in turn; honours ctx
-	locks    keyedMutex    // this process's Lock holders, per key
+	writeMu  chan struct{}    // this process's writers, in turn; honours ctx
+	locks    keyedmutex.Mutex // this process's Lock holders, per key
 }
 
 var (
@@ -202,7 +204,7 @@ func (s *FileStore) Lock(ctx context.Context, key string) (func(), error) {
 	if err := checkStoreKey(key); err != nil {
 		return nil, err
 	}
-	unlockMem, err := s.locks.lock(ctx, key)
+	unlockMem, err := s.locks.Lock(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"sync"
+
+	"github.com/mcpauth/mcpauth/internal/keyedmutex"
 )
 
 // MemoryStore is an in-process Store and Locker: a map behind a mutex. It
@@ -12,7 +14,7 @@ import (
 type MemoryStore struct {
 	mu    sync.Mutex
 	recs  map[string]storeEntry
-	locks keyedMutex
+	locks keyedmutex.Mutex
 }
 
 var (
@@ -78,5 +80,5 @@ func (s *MemoryStore) Lock(ctx context.Context, key string) (func(), error) {
 	if err := checkStoreKey(key); err != nil {
 		return nil, err
 	}
-	return s.locks.lock(ctx, key)
+	return s.locks.Lock(ctx, key)
 }

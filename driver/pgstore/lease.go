@@ -52,7 +52,7 @@ func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	local, err := s.local.lock(ctx, key)
+	local, err := s.local.Lock(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -251,52 +251,4 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return time.Duration(n.Int64())
-}
-
-// keyedMutex is a set of in-process mutexes, one per key, whose lock
-// honours ctx. Entries exist only while someone holds or waits for them.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyedEntry
-}
-
-type keyedEntry struct {
-	ch   chan struct{} // holds a token while the key is locked
-	refs int
-}
-
-func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = make(map[string]*keyedEntry)
-	}
-	e := k.m[key]
-	if e == nil {
-		e = &keyedEntry{ch: make(chan struct{}, 1)}
-		k.m[key] = e
-	}
-	e.refs++
-	k.mu.Unlock()
-	select {
-	case e.ch <- struct{}{}:
-	case <-ctx.Done():
-		k.drop(key, e)
-		return nil, ctx.Err()
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			<-e.ch
-			k.drop(key, e)
-		})
-	}, nil
-}
-
-func (k *keyedMutex) drop(key string, e *keyedEntry) {
-	k.mu.Lock()
-	e.refs--
-	if e.refs == 0 {
-		delete(k.m, key)
-	}
-	k.mu.Unlock()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mcpauth/mcpauth/driver"
+	"github.com/mcpauth/mcpauth/internal/keyedmutex"
 )
 
 // Defaults for Config.
@@ -75,7 +76,7 @@ type Store struct {
 	channel string
 	holder  string // "<host>:<pid>:": the prefix of this store's lease holder ids
 
-	local  keyedMutex // one contender per key and process reaches the database
+	local  keyedmutex.Mutex // one contender per key and process reaches the database
 	closed atomic.Bool
 	ctx    context.Context // background work: listener, watches, heartbeats
 	cancel context.CancelFunc
