@@ -149,8 +149,8 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 	if ext.needsClient() && *f.clientID == "" {
 		return usageError("--grant %s needs a pre-registered client: --client-id, with its secret or --client-key", strings.Join(ext.Grants, ","))
 	}
-	signer := &driver.KeySigner{}
-	keyAlg, err := ext.addClientKey(signer)
+	keys := &driver.KeySigner{}
+	keyAlg, err := ext.addClientKey(keys)
 	if err != nil {
 		return err
 	}
@@ -219,9 +219,13 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := freshDPoPKey(ctx, st, server, cfg.DPoP, signer); err != nil {
+	// A new sign-in gets a new DPoP key: the driver's signer makes it and
+	// keeps it in the store before any token is bound to it.
+	if err := st.Delete(ctx, dpopKeyKey(server), 0); err != nil {
 		return err
 	}
+	signer := driver.NewStoredKeySigner(st.Store, server)
+	signer.Keys = keys
 	if *f.scope != "" {
 		cfg.Scopes = strings.Fields(*f.scope)
 	}

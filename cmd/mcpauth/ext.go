@@ -1,12 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -286,48 +280,4 @@ func (s extSettings) addClientKey(signer *driver.KeySigner) (string, error) {
 	return alg, nil
 }
 
-// freshDPoPKey makes the key a new sign-in's tokens may be bound to and
-// keeps it in the store before any token is (unless DPoP is off): a token
-// bound to a key that is lost is useless.
-func freshDPoPKey(ctx context.Context, s driver.Store, server string, mode machine.DPoPMode, signer *driver.KeySigner) error {
-	if mode == machine.DPoPNever {
-		return s.Delete(ctx, dpopKeyKey(server), 0)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := putRaw(ctx, s, dpopKeyKey(server), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-		return err
-	}
-	signer.Add(dpopKeyID, key)
-	return nil
-}
 
-// storedDPoPKey loads the key the sign-in's tokens are bound to into
-// signer. A sign-in without one whose next tokens will be bound (the
-// authorization server supports DPoP, or --dpop always) gets one, kept
-// before any token is bound to it; tokens bound to a key that is not
-// stored cannot be used.
-func storedDPoPKey(ctx context.Context, s driver.Store, in signIn, mode machine.DPoPMode, signer *driver.KeySigner) error {
-	r, err := s.Get(ctx, dpopKeyKey(in.server))
-	switch {
-	case err == nil:
-		if _, err := signer.AddPEM(dpopKeyID, r.Value); err != nil {
-			return &failure{msg: "the stored DPoP key of the sign-in to " + in.server + " is unreadable", next: "sign in again: mcpauth login " + in.server, err: err}
-		}
-		return nil
-	case !errors.Is(err, driver.ErrNotFound):
-		return err
-	case in.hasTokens && in.tokens.DPoPKeyID != "":
-		return &loginNeededError{server: in.server, msg: "the tokens of the sign-in to " + in.server + " are bound to a DPoP key that is not stored"}
-	case mode == machine.DPoPAlways,
-		mode == machine.DPoPAuto && slices.Contains(in.discovery.Authorization.DPoPSigningAlgValuesSupported, "ES256"):
-		return freshDPoPKey(ctx, s, in.server, mode, signer)
-	}
-	return nil
-}

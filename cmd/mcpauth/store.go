@@ -32,14 +32,15 @@ const (
 // 9449), kept with the tokens like any other secret of the store.
 const (
 	settingsPrefix = "cli-settings:"
-	dpopKeyPrefix  = "cli-dpop-key:"
 )
 
 func tokensKey(server string) string    { return tokensPrefix + server }
 func discoveryKey(server string) string { return discoveryPrefix + server }
 func clientKey(issuer string) string    { return clientPrefix + issuer }
 func settingsKey(server string) string  { return settingsPrefix + server }
-func dpopKeyKey(server string) string   { return dpopKeyPrefix + server }
+// dpopKeyKey is the record the driver's StoredKeySigner keeps the
+// sign-in's DPoP key in.
+func dpopKeyKey(server string) string { return driver.NewStoredKeySigner(nil, server).Prefix + dpopKeyID }
 
 // pgstore.Store lists its keys too.
 var _ driver.Lister = (*pgstore.Store)(nil)

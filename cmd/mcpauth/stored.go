@@ -59,8 +59,8 @@ func connectStored(ctx context.Context, inv *invocation, storeFlag string, ext *
 	if err != nil {
 		return nil, err
 	}
-	signer := &driver.KeySigner{}
-	if _, err := settings.addClientKey(signer); err != nil {
+	keys := &driver.KeySigner{}
+	if _, err := settings.addClientKey(keys); err != nil {
 		return nil, err
 	}
 	cfg := machine.Config{
@@ -73,9 +73,14 @@ func connectStored(ctx context.Context, inv *invocation, storeFlag string, ext *
 		cfg.RedirectURI = in.client.RedirectURIs[0]
 	}
 	settings.configure(&cfg)
-	if err := storedDPoPKey(ctx, st, in, cfg.DPoP, signer); err != nil {
-		return nil, err
+	// Tokens bound to a key that is not stored cannot be used.
+	if in.hasTokens && in.tokens.DPoPKeyID != "" {
+		if _, err := st.Get(ctx, dpopKeyKey(server)); errors.Is(err, driver.ErrNotFound) {
+			return nil, &loginNeededError{server: server, msg: "the tokens of the sign-in to " + server + " are bound to a DPoP key that is not stored"}
+		}
 	}
+	signer := driver.NewStoredKeySigner(st.Store, server)
+	signer.Keys = keys
 	c.transport, err = c.wiring.transport(ctx, cfg, httpdriver.Options{
 		UserAgent: c.agent,
 		Store:     st,
