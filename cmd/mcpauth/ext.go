@@ -279,5 +279,3 @@ func (s extSettings) addClientKey(signer *driver.KeySigner) (string, error) {
 	}
 	return alg, nil
 }
-
-

@@ -38,9 +38,12 @@ func tokensKey(server string) string    { return tokensPrefix + server }
 func discoveryKey(server string) string { return discoveryPrefix + server }
 func clientKey(issuer string) string    { return clientPrefix + issuer }
 func settingsKey(server string) string  { return settingsPrefix + server }
+
 // dpopKeyKey is the record the driver's StoredKeySigner keeps the
 // sign-in's DPoP key in.
-func dpopKeyKey(server string) string { return driver.NewStoredKeySigner(nil, server).Prefix + dpopKeyID }
+func dpopKeyKey(server string) string {
+	return driver.NewStoredKeySigner(nil, server).Prefix + dpopKeyID
+}
 
 // pgstore.Store lists its keys too.
 var _ driver.Lister = (*pgstore.Store)(nil)
