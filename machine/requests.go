@@ -33,9 +33,15 @@ type RequestInfo struct {
 // a second trie. So a step costs about the same with one request in flight
 // or a hundred thousand, as long as those are passing through.
 type Requests struct {
-	live  hamt[*liveBlock] // id / blockSize → the block's bits
-	extra hamt[RequestInfo]
-	n     int
+	live hamt[*liveBlock] // id / blockSize → the block's bits
+	// The block new requests go to is kept out of the trie while it is
+	// hot: ids are handed out in order, so requests start there and most
+	// end there, and updating it copies 64 bytes instead of a trie path.
+	// The trie's entry for hotKey, if any, is stale.
+	hot    *liveBlock
+	hotKey uint64
+	extra  hamt[RequestInfo]
+	n      int
 }
 
 const blockSize = 512
@@ -51,8 +57,47 @@ func (r Requests) Len() int { return r.n }
 
 func (r Requests) live1(id effects.RequestID) bool {
 	key, w, bit := blockOf(id)
-	b, ok := r.live.get(key)
+	b, ok := r.block(key)
 	return ok && b[w]&bit != 0
+}
+
+// block returns the bits of block key.
+func (r Requests) block(key uint64) (*liveBlock, bool) {
+	if r.hot != nil && key == r.hotKey {
+		return r.hot, true
+	}
+	return r.live.get(key)
+}
+
+// setBlock stores block key. New requests make their block the hot one,
+// putting the previous hot block into the trie; others update the trie.
+func (r Requests) setBlock(key uint64, b *liveBlock, adding bool) Requests {
+	switch {
+	case r.hot != nil && key == r.hotKey:
+		r.hot = b
+	case adding:
+		r = r.flushHot()
+		r.hot, r.hotKey = b, key
+	case *b == (liveBlock{}):
+		r.live, _ = r.live.without(key)
+	default:
+		r.live, _ = r.live.with(key, b)
+	}
+	return r
+}
+
+// flushHot puts the hot block into the trie.
+func (r Requests) flushHot() Requests {
+	if r.hot == nil {
+		return r
+	}
+	if *r.hot == (liveBlock{}) {
+		r.live, _ = r.live.without(r.hotKey)
+	} else {
+		r.live, _ = r.live.with(r.hotKey, r.hot)
+	}
+	r.hot = nil
+	return r
 }
 
 // Get returns the request's info and whether it is in flight.
@@ -69,11 +114,11 @@ func (r Requests) With(id effects.RequestID, info RequestInfo) Requests {
 	if !r.live1(id) {
 		key, w, bit := blockOf(id)
 		b := new(liveBlock)
-		if old, ok := r.live.get(key); ok {
+		if old, ok := r.block(key); ok {
 			*b = *old
 		}
 		b[w] |= bit
-		r.live, _ = r.live.with(key, b)
+		r = r.setBlock(key, b, true)
 		r.n++
 	}
 	if info == (RequestInfo{}) {
@@ -90,14 +135,10 @@ func (r Requests) Without(id effects.RequestID) Requests {
 		return r
 	}
 	key, w, bit := blockOf(id)
-	old, _ := r.live.get(key)
+	old, _ := r.block(key)
 	b := *old
 	b[w] &^= bit
-	if b == (liveBlock{}) {
-		r.live, _ = r.live.without(key)
-	} else {
-		r.live, _ = r.live.with(key, &b)
-	}
+	r = r.setBlock(key, &b, false)
 	r.extra, _ = r.extra.without(uint64(id))
 	r.n--
 	return r
@@ -105,6 +146,7 @@ func (r Requests) Without(id effects.RequestID) Requests {
 
 // Each calls f for every request in flight, in an order fixed by the ids.
 func (r Requests) Each(f func(effects.RequestID, RequestInfo)) {
+	r = r.flushHot()
 	r.live.each(func(key uint64, b *liveBlock) {
 		for w, word := range b {
 			for word != 0 {
