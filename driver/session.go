@@ -116,14 +116,21 @@ func (s *Session) Snapshot() machine.Snapshot {
 // last answer is the caller's to use, or the error that ended the request.
 func (s *Session) Do(ctx context.Context, method, url string, send SendFunc) error {
 	id := effects.RequestID(s.ids.Add(1))
-	ch := make(chan effects.Effect, 1)
+	ch := waiterPool.Get().(chan effects.Effect)
 	s.mu.Lock()
 	s.waiters[id] = ch
 	s.mu.Unlock()
+	reusable := true
 	defer func() {
 		s.mu.Lock()
 		delete(s.waiters, id)
 		s.mu.Unlock()
+		// Once the machine has answered (or forgotten) the request, nothing
+		// more can arrive on ch: it can serve another request. After a
+		// cancellation an effect may still be on its way, so it cannot.
+		if reusable {
+			waiterPool.Put(ch)
+		}
 	}()
 	s.feed(machine.RequestStarted{Request: id, Method: method, URL: url})
 	for {
@@ -131,6 +138,7 @@ func (s *Session) Do(ctx context.Context, method, url string, send SendFunc) err
 		select {
 		case e = <-ch:
 		case <-ctx.Done():
+			reusable = false
 			s.feed(machine.ProtectedFailed{Request: id})
 			return ctx.Err()
 		}
@@ -154,6 +162,10 @@ func (s *Session) Do(ctx context.Context, method, url string, send SendFunc) err
 		}
 	}
 }
+
+// waiterPool recycles the channels requests wait on: one request in
+// flight needs one, and making a buffered channel costs two allocations.
+var waiterPool = sync.Pool{New: func() any { return make(chan effects.Effect, 1) }}
 
 // feed steps the machine with in and carries out the effects, feeding any
 // follow-up inputs (a lost compare-and-swap) in turn.

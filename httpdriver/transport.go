@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/machine"
@@ -86,25 +85,31 @@ func (t *Transport) Close() { t.session.Close() }
 // RoundTrip implements http.RoundTripper. Per its contract the request is
 // not modified: each send is a clone with the credential added.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	getBody, err := replayableBody(req)
+	firstBody, getBody, err := replayableBody(req)
 	if err != nil {
 		return nil, err
 	}
+	// Do calls send from this goroutine, one send at a time: last and sent
+	// need no lock.
 	var (
-		mu     sync.Mutex
 		last   *http.Response
+		sent   bool
 		target = req.URL.String()
 		own    = sameOrigin(target, t.server)
 	)
 	send := func(ctx context.Context, header map[string][]string) (driver.Answer, error) {
 		clone := req.Clone(ctx)
-		if getBody != nil {
+		// The first send takes the caller's body (or the copy read from
+		// it); a re-send takes a fresh copy.
+		clone.Body = firstBody
+		if sent && getBody != nil {
 			body, err := getBody()
 			if err != nil {
 				return driver.Answer{}, err
 			}
 			clone.Body = body
 		}
+		sent = true
 		// The machine owns the credential of the MCP server's origin: one
 		// set by the caller is replaced, never combined. A request to
 		// another origin goes untouched.
@@ -118,12 +123,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return driver.Answer{}, err
 		}
-		mu.Lock()
 		if last != nil {
 			drainAndClose(last.Body)
 		}
 		last = resp
-		mu.Unlock()
 		// Canonical keys read directly: no allocation per response.
 		ans := driver.Answer{Status: resp.StatusCode, Challenges: resp.Header["Www-Authenticate"]}
 		if n := resp.Header["Dpop-Nonce"]; len(n) > 0 {
@@ -132,8 +135,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return ans, nil
 	}
 	err = t.session.Do(req.Context(), req.Method, target, send)
-	mu.Lock()
-	defer mu.Unlock()
+	if !sent && firstBody != nil {
+		firstBody.Close() // http.RoundTripper closes the body, even unsent
+	}
 	if err != nil {
 		if last != nil {
 			drainAndClose(last.Body)
@@ -155,24 +159,25 @@ func sameOrigin(u, server string) bool {
 	return machine.SameOrigin(u, server)
 }
 
-// replayableBody returns a function that yields a fresh copy of the
-// request body for each send: GetBody when the caller set it, else the body
-// buffered once.
-func replayableBody(req *http.Request) (func() (io.ReadCloser, error), error) {
+// replayableBody returns the body of the first send and a function that
+// yields a fresh copy for each later one: the caller's body itself, then
+// GetBody, when the caller set it; else copies of the body read once. The
+// request itself is left as it is.
+func replayableBody(req *http.Request) (first io.ReadCloser, again func() (io.ReadCloser, error), err error) {
 	if req.Body == nil || req.Body == http.NoBody {
-		return nil, nil
+		return req.Body, nil, nil
 	}
 	if req.GetBody != nil {
-		// http.RoundTripper must close the body even when it sends copies.
-		req.Body.Close()
-		return req.GetBody, nil
+		return req.Body, req.GetBody, nil
 	}
 	b, err := io.ReadAll(req.Body)
 	req.Body.Close()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, nil
+	again = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	first, _ = again()
+	return first, again, nil
 }
 
 // drainAndClose lets the connection be reused when a refused response's
