@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/machine"
@@ -95,7 +94,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		last   *http.Response
 		sent   bool
 		target = req.URL.String()
-		own    = sameOrigin(target, t.server)
+		own    = machine.SameOriginAsServer(target, t.server)
 	)
 	send := func(ctx context.Context, header map[string][]string) (driver.Answer, error) {
 		clone := req.Clone(ctx)
@@ -148,15 +147,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("httpdriver: internal: request delivered without a response")
 	}
 	return last, nil
-}
-
-// sameOrigin is machine.SameOrigin with a fast path for the common case,
-// a request to the server URL itself.
-func sameOrigin(u, server string) bool {
-	if rest, ok := strings.CutPrefix(u, server); ok && (rest == "" || rest[0] == '?' || rest[0] == '#' || rest[0] == '/') {
-		return true
-	}
-	return machine.SameOrigin(u, server)
 }
 
 // replayableBody returns the body of the first send and a function that

@@ -15,7 +15,7 @@ func (st *step) requestStarted(in RequestStarted) error {
 	}
 	// A credential only ever goes to the protected resource's origin
 	// (design §4.1): a request elsewhere passes through untouched.
-	if !st.toServerOrigin(in.URL) {
+	if !SameOriginAsServer(in.URL, st.s.Config.Server) {
 		st.s.Requests = st.s.Requests.With(in.Request, RequestInfo{Foreign: true})
 		st.emit(effects.SendProtected{Request: in.Request})
 		return nil
@@ -24,11 +24,10 @@ func (st *step) requestStarted(in RequestStarted) error {
 	return st.dispatch(in.Request)
 }
 
-// toServerOrigin reports whether u has the MCP server's origin. Most
-// requests go to the server URL itself (perhaps with a query): those are
-// told without parsing.
-func (st *step) toServerOrigin(u string) bool {
-	server := st.s.Config.Server
+// SameOriginAsServer is SameOrigin for a URL and a server URL that
+// Config validation accepted. Most requests go to the server URL itself
+// (perhaps with a query or a deeper path): those are told without parsing.
+func SameOriginAsServer(u, server string) bool {
 	if rest, ok := strings.CutPrefix(u, server); ok && (rest == "" || rest[0] == '?' || rest[0] == '#' || rest[0] == '/') {
 		return true
 	}
