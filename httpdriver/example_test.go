@@ -2,7 +2,6 @@ package httpdriver_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"path/filepath"
 
@@ -40,8 +39,5 @@ func connect(ctx context.Context, dir string) (*mcp.ClientSession, error) {
 	}, nil)
 }
 
-func Example() {
-	_ = connect // network access is needed to run it; it is compiled with the tests
-	fmt.Println("see connect")
-	// Output: see connect
-}
+// The example needs a real server and a browser: it is compiled, not run.
+var _ = connect
