@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/effects"
+	"github.com/mcpauth/mcpauth/internal/manualclock"
 	"github.com/mcpauth/mcpauth/machine"
 )
 
@@ -183,81 +183,6 @@ func (a sessAgent) Authorize(ctx context.Context, authURL, redirectURI string) (
 	return "code=CODE-1&state=" + url.QueryEscape(u.Query().Get("state")), nil
 }
 
-// sessClock is a driver.Clock moved by the test; timers fire from Advance,
-// in the test's goroutine.
-type sessClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*sessTimer
-}
-
-type sessTimer struct {
-	at             time.Time
-	f              func()
-	stopped, fired bool
-}
-
-func (c *sessClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *sessClock) AfterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tm := &sessTimer{at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, tm)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := !tm.stopped && !tm.fired
-		tm.stopped = true
-		return was
-	}
-}
-
-func (c *sessClock) Advance(d time.Duration) int {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []*sessTimer
-	for _, tm := range c.timers {
-		if !tm.stopped && !tm.fired && !tm.at.After(c.now) {
-			tm.fired = true
-			due = append(due, tm)
-		}
-	}
-	c.mu.Unlock()
-	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
-	for _, tm := range due {
-		tm.f()
-	}
-	return len(due)
-}
-
-func (c *sessClock) Armed() []time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []time.Time
-	for _, tm := range c.timers {
-		if !tm.stopped && !tm.fired {
-			out = append(out, tm.at)
-		}
-	}
-	return out
-}
-
-// funcs returns every timer function ever registered, stopped or not.
-func (c *sessClock) funcs() []func() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []func()
-	for _, tm := range c.timers {
-		out = append(out, tm.f)
-	}
-	return out
-}
-
 // sessTracer records inputs and effects and signals the ones tests wait for.
 type sessTracer struct {
 	mu      sync.Mutex
@@ -343,7 +268,7 @@ func (r *sessTracer) waitStarted(t *testing.T) effects.RequestID {
 // sessFixture is a started session over the scripted world.
 type sessFixture struct {
 	world  *sessWorld
-	clock  *sessClock
+	clock  *manualclock.Clock
 	store  *driver.MemoryStore
 	tracer *sessTracer
 	s      *driver.Session
@@ -351,7 +276,7 @@ type sessFixture struct {
 
 func newSessFixture(t *testing.T, agent driver.UserAgent, prepare func(*sessFixture)) *sessFixture {
 	t.Helper()
-	f := &sessFixture{world: newSessWorld(), clock: &sessClock{now: sessEpoch}, store: driver.NewMemoryStore(), tracer: newSessTracer()}
+	f := &sessFixture{world: newSessWorld(), clock: manualclock.New(sessEpoch), store: driver.NewMemoryStore(), tracer: newSessTracer()}
 	if prepare != nil {
 		prepare(f)
 	}
@@ -475,7 +400,7 @@ func TestSessionCloseStopsTimers(t *testing.T) {
 	if n := f.clock.Advance(2 * time.Hour); n != 0 {
 		t.Errorf("%d timers fired after Close", n)
 	}
-	for _, fn := range f.clock.funcs() {
+	for _, fn := range f.clock.Funcs() {
 		fn() // as if it had fired concurrently with Close
 	}
 	if n := f.tracer.countInputs(func(in machine.Input) bool { _, ok := in.(machine.Tick); return ok }); n != 0 {
@@ -720,7 +645,7 @@ func TestSessionNew(t *testing.T) {
 // with an error, never a hang.
 func TestSessionNoUserAgent(t *testing.T) {
 	w := newSessWorld()
-	s, err := driver.NewSession(sessConfig(), driver.Deps{Requester: w, Store: driver.NewMemoryStore(), Clock: &sessClock{now: sessEpoch}})
+	s, err := driver.NewSession(sessConfig(), driver.Deps{Requester: w, Store: driver.NewMemoryStore(), Clock: manualclock.New(sessEpoch)})
 	if err != nil {
 		t.Fatal(err)
 	}

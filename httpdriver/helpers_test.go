@@ -16,6 +16,7 @@ import (
 	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/httpdriver"
+	"github.com/mcpauth/mcpauth/internal/manualclock"
 	"github.com/mcpauth/mcpauth/internal/testworld"
 	"github.com/mcpauth/mcpauth/machine"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -183,78 +184,9 @@ func storedTokens(t *testing.T, s driver.Store, server string) *effects.Tokens {
 	return in.Tokens
 }
 
-// fakeClock is a driver.Clock whose time moves only when the test says so.
-// Timers fire from Advance, in the test's goroutine, never under a lock the
-// session holds.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	at      time.Time
-	f       func()
-	stopped bool
-	fired   bool
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tm := &fakeTimer{at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, tm)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if tm.stopped || tm.fired {
-			return false
-		}
-		tm.stopped = true
-		return true
-	}
-}
-
-// Advance moves time on by d and runs the timers that came due, in order.
-func (c *fakeClock) Advance(d time.Duration) (fired int) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []*fakeTimer
-	for _, tm := range c.timers {
-		if !tm.stopped && !tm.fired && !tm.at.After(c.now) {
-			tm.fired = true
-			due = append(due, tm)
-		}
-	}
-	c.mu.Unlock()
-	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
-	for _, tm := range due {
-		tm.f()
-	}
-	return len(due)
-}
-
-// Armed returns the due times of the timers neither stopped nor fired.
-func (c *fakeClock) Armed() []time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []time.Time
-	for _, tm := range c.timers {
-		if !tm.stopped && !tm.fired {
-			out = append(out, tm.at)
-		}
-	}
-	return out
+// newFakeClock is a clock the test moves.
+func newFakeClock() *manualclock.Clock {
+	return manualclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // effectTracer is a driver.Tracer that keeps every effect and error and

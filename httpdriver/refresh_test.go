@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpauth/mcpauth/driver"
 	"github.com/mcpauth/mcpauth/httpdriver"
+	"github.com/mcpauth/mcpauth/internal/manualclock"
 	"github.com/mcpauth/mcpauth/internal/testworld"
 	"github.com/mcpauth/mcpauth/machine"
 )
@@ -17,7 +18,7 @@ import (
 // clock, with rotating refresh tokens and a ten-minute access lifetime.
 type refreshWorld struct {
 	w      *testworld.World
-	clock  *fakeClock
+	clock  *manualclock.Clock
 	store  *driver.MemoryStore
 	tr     *httpdriver.Transport
 	client *http.Client
