@@ -35,3 +35,30 @@ func TestRequesterMaxBodyAtItsEdge(t *testing.T) {
 		}
 	}
 }
+
+// TestRequesterMaxRedirectsAtItsEdge: a discovery GET follows exactly
+// MaxRedirects same-origin redirects; one more is refused, typed.
+func TestRequesterMaxRedirectsAtItsEdge(t *testing.T) {
+	const limit = 2
+	for _, hops := range []int{limit, limit + 1} {
+		var srv *httptest.Server
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := len(r.URL.Path) - len("/")
+			if n < hops {
+				http.Redirect(w, r, srv.URL+r.URL.Path+"x", http.StatusFound)
+				return
+			}
+			_, _ = w.Write([]byte("{}"))
+		}))
+		r := &httpdriver.Requester{MaxRedirects: limit}
+		resp, err := r.Fetch(context.Background(), effects.Fetch{Seq: 1, Method: "GET", URL: srv.URL + "/"})
+		srv.Close()
+		var refused *httpdriver.RedirectRefusedError
+		switch {
+		case hops == limit && (err != nil || resp.Status != http.StatusOK):
+			t.Errorf("%d redirects: %v (status %d), want the document", hops, err, resp.Status)
+		case hops > limit && !errors.As(err, &refused):
+			t.Errorf("%d redirects: err = %v, want *RedirectRefusedError", hops, err)
+		}
+	}
+}
