@@ -436,7 +436,7 @@ func TestSessionCancelParked(t *testing.T) {
 	go func() { done3 <- f.s.Do(ctx3, http.MethodPost, sessServer, f.world.send) }()
 	f.tracer.waitStarted(t)
 
-	if snap := f.s.Snapshot(); snap.Parked != 3 || snap.Requests.Len() != 3 {
+	if snap := f.s.Snapshot(); snap.Requests.Parked() != 3 || snap.Requests.Len() != 3 {
 		t.Fatalf("snapshot %v, want three parked requests", snap)
 	}
 	cancel1()
@@ -451,7 +451,7 @@ func TestSessionCancelParked(t *testing.T) {
 			t.Fatalf("cancelled request %d did not return", i+1)
 		}
 	}
-	if snap := f.s.Snapshot(); snap.Parked != 1 || snap.Requests.Len() != 1 {
+	if snap := f.s.Snapshot(); snap.Requests.Parked() != 1 || snap.Requests.Len() != 1 {
 		t.Errorf("snapshot %v after cancel, want one parked request", snap)
 	}
 	close(release)
@@ -463,7 +463,7 @@ func TestSessionCancelParked(t *testing.T) {
 	case <-time.After(sessWait):
 		t.Fatal("remaining request did not return")
 	}
-	if snap := f.s.Snapshot(); snap.Parked != 0 || snap.Requests.Len() != 0 {
+	if snap := f.s.Snapshot(); snap.Requests.Parked() != 0 || snap.Requests.Len() != 0 {
 		t.Errorf("snapshot %v at the end", snap)
 	}
 	// Only request 2 was re-sent with the credential.

@@ -90,7 +90,7 @@ func TestConcurrentRequests(t *testing.T) {
 	if d := st2.Authorized - st.Authorized; d != n {
 		t.Errorf("second wave: %d authorized requests, want %d", d, n)
 	}
-	if snap := tr.Session().Snapshot(); snap.Requests.Len() != 0 || snap.Parked != 0 {
+	if snap := tr.Session().Snapshot(); snap.Requests.Len() != 0 || snap.Requests.Parked() != 0 {
 		t.Errorf("requests left in the machine: %v", snap)
 	}
 }

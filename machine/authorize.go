@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/mcpauth/mcpauth/effects"
@@ -48,7 +49,7 @@ func (st *step) authorize(scope string) error {
 	if scope != "" {
 		q.Set("scope", scope)
 		// OpenID Connect Core §11: offline_access is ignored without consent.
-		if contains(strings.Fields(scope), "offline_access") {
+		if slices.Contains(strings.Fields(scope), "offline_access") {
 			q.Set("prompt", "consent")
 		}
 	}

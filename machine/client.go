@@ -3,6 +3,7 @@ package machine
 import (
 	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/states"
+	"slices"
 )
 
 // knownClient finds a client identity for a validated issuer without the
@@ -46,7 +47,7 @@ func (st *step) usable(c effects.Client, issuer string) bool {
 		return false
 	}
 	uri := st.s.Config.RedirectURI
-	return c.Source != effects.ClientDynamic || uri == "" || len(c.RedirectURIs) == 0 || contains(c.RedirectURIs, uri)
+	return c.Source != effects.ClientDynamic || uri == "" || len(c.RedirectURIs) == 0 || slices.Contains(c.RedirectURIs, uri)
 }
 
 // preRegistered binds a configured client to the issuer (SEP-2352) and
@@ -71,16 +72,16 @@ func (st *step) preRegistered(c effects.Client, m effects.ServerMetadata) effect
 func chooseAuthMethod(c effects.Client, m effects.ServerMetadata) string {
 	supported := m.TokenEndpointAuthMethodsSupported
 	algs := m.TokenEndpointAuthSigningAlgValuesSupported
-	if c.KeyID != "" && contains(supported, "private_key_jwt") && (len(algs) == 0 || contains(algs, c.KeyAlg)) {
+	if c.KeyID != "" && slices.Contains(supported, "private_key_jwt") && (len(algs) == 0 || slices.Contains(algs, c.KeyAlg)) {
 		return "private_key_jwt"
 	}
 	if c.ClientSecret == "" {
 		return "none"
 	}
-	if len(supported) == 0 || contains(supported, "client_secret_basic") {
+	if len(supported) == 0 || slices.Contains(supported, "client_secret_basic") {
 		return "client_secret_basic"
 	}
-	if contains(supported, "client_secret_post") {
+	if slices.Contains(supported, "client_secret_post") {
 		return "client_secret_post"
 	}
 	return "" // nothing this client can do: refused, never guessed (E-37)

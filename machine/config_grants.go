@@ -1,5 +1,7 @@
 package machine
 
+import "slices"
+
 // Grant is a way for the client to get a credential.
 type Grant string
 
@@ -65,7 +67,7 @@ func chooseGrant(configured []Grant, supported []string) (Grant, bool) {
 		supported = []string{"authorization_code", "implicit"}
 	}
 	for _, g := range configured {
-		if contains(supported, grantType(g)) {
+		if slices.Contains(supported, grantType(g)) {
 			return g, true
 		}
 	}

@@ -1,6 +1,8 @@
 package machine
 
 import (
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,7 +110,7 @@ func (st *step) checkServer(m effects.ServerMetadata) error {
 	if len(m.ResponseTypesSupported) == 0 {
 		return &MalformedError{Document: "authorization server metadata", Field: "response_types_supported", Reason: "missing"}
 	}
-	if g, _ := chooseGrant(st.s.Config.Grants, m.GrantTypesSupported); g == GrantAuthorizationCode && !contains(m.ResponseTypesSupported, "code") {
+	if g, _ := chooseGrant(st.s.Config.Grants, m.GrantTypesSupported); g == GrantAuthorizationCode && !slices.Contains(m.ResponseTypesSupported, "code") {
 		return &MalformedError{Document: "authorization server metadata", Field: "response_types_supported", Reason: "does not list code"}
 	}
 	return nil
@@ -192,15 +194,9 @@ func (st *step) issuerValidated(m effects.ServerMetadata, synthesized bool) erro
 	return nil
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
-// hasPath reports whether a URL has a path beyond "/" (A-CIMD-04).
-func hasPath(u string) bool {
-	rest, ok := strings.CutPrefix(u, "https://")
-	if !ok {
-		return false
-	}
-	_, path, _ := strings.Cut(rest, "/")
-	path, _, _ = strings.Cut(path, "?")
-	return path != ""
+// hasPath reports whether a URL is https with a path beyond "/"
+// (A-CIMD-04).
+func hasPath(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "https" && u.Host != "" && strings.Trim(u.Path, "/") != ""
 }

@@ -2,6 +2,8 @@ package machine
 
 import (
 	"net/url"
+	"slices"
+	"strconv"
 
 	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/states"
@@ -28,7 +30,7 @@ func (st *step) startDiscovery(c Challenge) error {
 		return st.fail(err)
 	}
 	for _, u := range []string{pathInserted, root} {
-		if u != "" && !contains(candidates, u) {
+		if u != "" && !slices.Contains(candidates, u) {
 			candidates = append(candidates, u)
 		}
 	}
@@ -53,7 +55,7 @@ func (st *step) resourceMetadataAnswered(r FetchResponse) error {
 	u := a.Candidates[a.Next]
 	switch outcome(r.Status) {
 	case missed:
-		a.Problems = appendCopy(a.Problems, u+": http "+itoa(r.Status))
+		a.Problems = appendCopy(a.Problems, u+": http "+strconv.Itoa(r.Status))
 		if a.Next+1 < len(a.Candidates) {
 			if err := st.to(states.ResourceMetadataMissed); err != nil {
 				return err
@@ -135,15 +137,6 @@ func outcome(status int) answer {
 		return missed
 	}
 	return stopped
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // appendCopy appends without writing into a backing array the caller's

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/mcpauth/mcpauth/effects"
@@ -20,7 +21,7 @@ func (st *step) usesDPoP() bool {
 	case DPoPNever:
 		return false
 	}
-	return contains(st.s.Discovery.Authorization.DPoPSigningAlgValuesSupported, st.s.Config.DPoPAlg)
+	return slices.Contains(st.s.Discovery.Authorization.DPoPSigningAlgValuesSupported, st.s.Config.DPoPAlg)
 }
 
 // dpopClaims are the claims of a DPoP proof (RFC 9449 §4.2).

@@ -52,7 +52,7 @@ type TransportError struct {
 }
 
 func (e *TransportError) Error() string {
-	return fmt.Sprintf("machine: %s request to %s failed: %s", e.Purpose, stripQuery(e.URL), e.Reason)
+	return fmt.Sprintf("machine: %s request to %s failed: %s", e.Purpose, printableURL(e.URL), e.Reason)
 }
 
 // Retryable: a network failure may pass.
@@ -67,7 +67,7 @@ type HTTPStatusError struct {
 }
 
 func (e *HTTPStatusError) Error() string {
-	return fmt.Sprintf("machine: %s request to %s answered http %d", e.Purpose, stripQuery(e.URL), e.Status)
+	return fmt.Sprintf("machine: %s request to %s answered http %d", e.Purpose, printableURL(e.URL), e.Status)
 }
 
 // Retryable: server errors and rate limits may pass (no silent downgrade
@@ -225,8 +225,3 @@ type EntropyError struct {
 func (e *EntropyError) Error() string { return "machine: entropy source failed: " + e.Err.Error() }
 
 func (e *EntropyError) Unwrap() error { return e.Err }
-
-func stripQuery(u string) string {
-	base, _, _ := strings.Cut(u, "?")
-	return base
-}

@@ -524,7 +524,7 @@ func (h *harness) drain() {
 	for i := 0; ; i++ {
 		if i > limit {
 			h.t.Fatalf("not quiescent after %d honest answers: state %s, %d requests in flight, %d parked",
-				limit, h.s.State, h.s.Requests.Len(), h.s.Parked)
+				limit, h.s.State, h.s.Requests.Len(), h.s.Requests.Parked())
 		}
 		if h.loadStored || h.liveLoadClient() != nil {
 			h.answerLoads()
@@ -553,7 +553,7 @@ func (h *harness) drain() {
 			h.t.Fatalf("request %d (%s) was never answered: state %s, info %+v", id, m.url, h.s.State, h.reqInfo(id))
 		}
 	}
-	if h.s.Requests.Len() != 0 || h.s.Parked != 0 || h.s.State.Attempting() || h.s.State == states.Loading {
+	if h.s.Requests.Len() != 0 || h.s.Requests.Parked() != 0 || h.s.State.Attempting() || h.s.State == states.Loading {
 		h.t.Fatalf("not quiescent: %v", h.s)
 	}
 }
@@ -933,9 +933,9 @@ func (h *harness) checkRequests(where func() string, next machine.Snapshot) {
 			t.Fatalf("%s: request %d to %s: machine says foreign=%v", where(), id, m.url, info.Foreign)
 		}
 	})
-	if count != h.inFlight || parked != next.Parked {
+	if count != h.inFlight || parked != next.Requests.Parked() {
 		t.Fatalf("%s: 4: machine has %d requests (%d parked, Parked=%d); the model has %d in flight",
-			where(), count, parked, next.Parked, h.inFlight)
+			where(), count, parked, next.Requests.Parked(), h.inFlight)
 	}
 }
 

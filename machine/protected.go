@@ -59,7 +59,6 @@ func (st *step) send(id effects.RequestID) {
 	if info.Parked {
 		info.Parked = false
 		info.Unauthorized = false
-		st.s.Parked--
 		st.s.Requests = st.s.Requests.With(id, info)
 	}
 	if !st.s.HasCredential() || st.s.State != states.Authenticated {
@@ -78,9 +77,6 @@ func (st *step) send(id effects.RequestID) {
 
 func (st *step) park(id effects.RequestID, refused bool) {
 	info, _ := st.s.Requests.Get(id)
-	if !info.Parked {
-		st.s.Parked++
-	}
 	info.Parked = true
 	info.Unauthorized = info.Unauthorized || refused
 	st.s.Requests = st.s.Requests.With(id, info)
@@ -100,7 +96,7 @@ func (st *step) finish(id effects.RequestID, err error) {
 // over: with a credential they are sent again (each exactly once); without
 // one, or when they were refused, they fail with err.
 func (st *step) releaseParked(err error) {
-	if st.s.Parked == 0 {
+	if st.s.Requests.Parked() == 0 {
 		return
 	}
 	var ids []effects.RequestID
@@ -113,7 +109,6 @@ func (st *step) releaseParked(err error) {
 	})
 	for i, id := range ids {
 		if err != nil && (refused[i] || !st.s.HasCredential()) {
-			st.s.Parked--
 			st.finish(id, err)
 			continue
 		}
@@ -122,12 +117,8 @@ func (st *step) releaseParked(err error) {
 }
 
 func (st *step) protectedFailed(in ProtectedFailed) error {
-	info, ok := st.s.Requests.Get(in.Request)
-	if !ok {
+	if _, ok := st.s.Requests.Get(in.Request); !ok {
 		return st.unexpected(in, "request is not in flight")
-	}
-	if info.Parked {
-		st.s.Parked--
 	}
 	st.s.Requests = st.s.Requests.Without(in.Request)
 	return nil

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/mcpauth/mcpauth/effects"
@@ -88,7 +89,7 @@ func (st *step) checkRegistration(reg RegisteredClient, method string) error {
 	bad := func(field, reason string) error {
 		return &MalformedError{Document: "registration response", Field: field, Reason: reason}
 	}
-	if len(reg.RedirectURIs) > 0 && !contains(reg.RedirectURIs, st.s.Config.RedirectURI) {
+	if len(reg.RedirectURIs) > 0 && !slices.Contains(reg.RedirectURIs, st.s.Config.RedirectURI) {
 		return bad("redirect_uris", "does not list the redirect URI that was registered")
 	}
 	if reg.ClientSecretExpiresAt > 0 && !st.env.Now.Before(time.Unix(reg.ClientSecretExpiresAt, 0)) {

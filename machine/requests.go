@@ -42,6 +42,7 @@ type Requests struct {
 	hotKey uint64
 	extra  hamt[RequestInfo]
 	n      int
+	parked int // kept by With and Without, which see every change of Parked
 }
 
 const blockSize = 512
@@ -54,6 +55,9 @@ func blockOf(id effects.RequestID) (key uint64, word int, bit uint64) {
 
 // Len is the number of requests in flight.
 func (r Requests) Len() int { return r.n }
+
+// Parked is the number of requests in flight that wait for an attempt.
+func (r Requests) Parked() int { return r.parked }
 
 func (r Requests) live1(id effects.RequestID) bool {
 	key, w, bit := blockOf(id)
@@ -111,7 +115,14 @@ func (r Requests) Get(id effects.RequestID) (RequestInfo, bool) {
 
 // With returns the set with id mapped to info (added or replaced).
 func (r Requests) With(id effects.RequestID, info RequestInfo) Requests {
-	if !r.live1(id) {
+	old, live := r.Get(id)
+	if old.Parked {
+		r.parked--
+	}
+	if info.Parked {
+		r.parked++
+	}
+	if !live {
 		key, w, bit := blockOf(id)
 		b := new(liveBlock)
 		if old, ok := r.block(key); ok {
@@ -131,8 +142,12 @@ func (r Requests) With(id effects.RequestID, info RequestInfo) Requests {
 
 // Without returns the set without id.
 func (r Requests) Without(id effects.RequestID) Requests {
-	if !r.live1(id) {
+	info, live := r.Get(id)
+	if !live {
 		return r
+	}
+	if info.Parked {
+		r.parked--
 	}
 	key, w, bit := blockOf(id)
 	old, _ := r.block(key)

@@ -41,6 +41,15 @@ func TestRequestsMatchesMap(t *testing.T) {
 			if h.Len() != len(models[i]) {
 				t.Fatalf("version %d: Len %d, want %d", i, h.Len(), len(models[i]))
 			}
+			parked := 0
+			for _, info := range models[i] {
+				if info.Parked {
+					parked++
+				}
+			}
+			if h.Parked() != parked {
+				t.Fatalf("version %d: Parked %d, want %d", i, h.Parked(), parked)
+			}
 			for id, want := range models[i] {
 				if got, ok := h.Get(id); !ok || got != want {
 					t.Fatalf("version %d: Get(%d) = %v, %v; want %v", i, id, got, ok, want)

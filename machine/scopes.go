@@ -1,6 +1,9 @@
 package machine
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // initialScope selects the scope of a first authorization (MCP 2025-11-25
 // Scope Selection Strategy, A-SCP-02): configured scopes, else the 401
@@ -56,7 +59,7 @@ func (st *step) wantsOfflineAccess() bool {
 	if st.s.Config.NoRefreshTokens {
 		return false
 	}
-	return contains(st.s.Discovery.Authorization.ScopesSupported, "offline_access")
+	return slices.Contains(st.s.Discovery.Authorization.ScopesSupported, "offline_access")
 }
 
 // unionScopes joins space-delimited scope lists (RFC 6749 §3.3), keeping

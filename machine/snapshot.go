@@ -2,6 +2,7 @@ package machine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mcpauth/mcpauth/effects"
@@ -55,7 +56,6 @@ type Snapshot struct {
 	Nonces map[string]string
 
 	Requests Requests
-	Parked   int // how many requests in Requests are parked
 	Attempt  Attempt
 	Seq      uint64 // the last auxiliary request number issued
 }
@@ -137,7 +137,7 @@ func (s Snapshot) canRefresh() bool {
 	grants := s.Discovery.Authorization.GrantTypesSupported
 	return s.HasCredential() && s.Credential.RefreshToken != "" && s.Discovered && s.HasClient &&
 		s.Client.Issuer == s.Credential.Issuer && s.Discovery.Authorization.Issuer == s.Credential.Issuer &&
-		(len(grants) == 0 || contains(grants, "refresh_token"))
+		(len(grants) == 0 || slices.Contains(grants, "refresh_token"))
 }
 
 // canRepeatGrant reports whether a credential can be had again without a
@@ -153,7 +153,7 @@ func (s Snapshot) canRepeatGrant() bool {
 // String prints the snapshot without secrets.
 func (s Snapshot) String() string {
 	return fmt.Sprintf("Snapshot{State:%s Generation:%d %s Requests:%d Parked:%d Seq:%d}",
-		s.State, s.Generation, s.Credential, s.Requests.Len(), s.Parked, s.Seq)
+		s.State, s.Generation, s.Credential, s.Requests.Len(), s.Requests.Parked(), s.Seq)
 }
 
 // GoString keeps %#v from printing secrets.

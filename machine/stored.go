@@ -41,7 +41,7 @@ func (st *step) storedLoaded(in StoredLoaded) error {
 // dispatchParked sends the requests that waited for the store, or starts
 // the refresh they need.
 func (st *step) dispatchParked() error {
-	if st.s.State == states.Authenticated && st.s.expiring(st.env.Now) && st.s.Parked > 0 {
+	if st.s.State == states.Authenticated && st.s.expiring(st.env.Now) && st.s.Requests.Parked() > 0 {
 		switch {
 		case st.s.canRefresh():
 			return st.startRefresh()

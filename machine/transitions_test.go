@@ -228,8 +228,8 @@ func changedCase(from states.State, drive func(t *testing.T) (*fakeWorld, machin
 		},
 		check: func(t *testing.T, _ *fakeWorld, before, after machine.Snapshot) {
 			if after.Credential != otherTokens(wIssuer) || after.CredentialVersion != before.CredentialVersion+1 ||
-				after.Parked != 0 || after.Attempt.Pending != 0 {
-				t.Errorf("after credential_changed: %v version %d parked %d pending %d", after, after.CredentialVersion, after.Parked, after.Attempt.Pending)
+				after.Requests.Parked() != 0 || after.Attempt.Pending != 0 {
+				t.Errorf("after credential_changed: %v version %d parked %d pending %d", after, after.CredentialVersion, after.Requests.Parked(), after.Attempt.Pending)
 			}
 		},
 	}
@@ -304,8 +304,8 @@ func transitionCases() []transitionCase {
 				}
 			},
 			check: func(t *testing.T, _ *fakeWorld, _, after machine.Snapshot) {
-				if info, _ := after.Requests.Get(1); !info.Parked || !info.Unauthorized || after.Parked != 1 {
-					t.Errorf("request 1: %+v, parked %d", info, after.Parked)
+				if info, _ := after.Requests.Get(1); !info.Parked || !info.Unauthorized || after.Requests.Parked() != 1 {
+					t.Errorf("request 1: %+v, parked %d", info, after.Requests.Parked())
 				}
 			},
 		},
@@ -388,8 +388,8 @@ func transitionCases() []transitionCase {
 				}
 			},
 			check: func(t *testing.T, _ *fakeWorld, _, after machine.Snapshot) {
-				if !after.CureTried || after.Parked != 1 {
-					t.Errorf("CureTried %v parked %d", after.CureTried, after.Parked)
+				if !after.CureTried || after.Requests.Parked() != 1 {
+					t.Errorf("CureTried %v parked %d", after.CureTried, after.Requests.Parked())
 				}
 			},
 		},
@@ -869,8 +869,8 @@ func transitionCases() []transitionCase {
 				}
 			},
 			check: func(t *testing.T, _ *fakeWorld, _, after machine.Snapshot) {
-				if after.Generation != 1 || after.CredentialVersion != 1 || after.Parked != 0 || after.Attempt.Verifier != "" {
-					t.Errorf("generation %d version %d parked %d attempt %+v", after.Generation, after.CredentialVersion, after.Parked, after.Attempt)
+				if after.Generation != 1 || after.CredentialVersion != 1 || after.Requests.Parked() != 0 || after.Attempt.Verifier != "" {
+					t.Errorf("generation %d version %d parked %d attempt %+v", after.Generation, after.CredentialVersion, after.Requests.Parked(), after.Attempt)
 				}
 			},
 		},
