@@ -525,15 +525,11 @@ func TestSessionSaveConflictAdoptsStored(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		version int
-		bug     string
 	}{
 		{name: "stored at version 2", version: 2},
 		{name: "stored at version 1", version: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" {
-				t.Skip(tc.bug)
-			}
 			f := newSessFixture(t, nil, func(f *sessFixture) {
 				f.world.accept("AT-OTHER")
 				f.world.onToken = func(grant string) {

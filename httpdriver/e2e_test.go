@@ -30,7 +30,6 @@ func TestSDKEndToEnd(t *testing.T) {
 		opts testworld.Options
 		cfg  func(*machine.Config)
 		want want
-		bug  string // non-empty: skipped, a known bug in non-test code
 	}{
 		{name: "PRMHeader/RFC8414/DCR", opts: testworld.Options{PRM: testworld.PRMHeader, Metadata: testworld.MetadataRFC8414, DCR: true}, want: dcr},
 		{name: "PRMHeader/OIDC/DCR", opts: testworld.Options{PRM: testworld.PRMHeader, Metadata: testworld.MetadataOIDC, DCR: true}, want: dcr},
@@ -116,9 +115,6 @@ func TestSDKEndToEnd(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" {
-				t.Skip(tc.bug)
-			}
 			w := startWorld(t, tc.opts)
 			cfg := worldConfig(w)
 			if tc.cfg != nil {

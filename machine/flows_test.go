@@ -592,7 +592,7 @@ func TestFlowLegacyRefusedMetadataIsNotReplacedByDefaults(t *testing.T) {
 			c.flaw(w.AS[0])
 			w.run(t, w.boot(t), w.req(1))
 			if len(w.Authorizations) > 0 {
-				t.Skipf("BUG: discovery_issuer.go tryServer (legacy branch): metadata that was found but refused (%s; "+
+				t.Fatalf("regression: discovery_issuer.go tryServer (legacy branch): metadata that was found but refused (%s; "+
 					"fetched %v) falls back to the synthesized default endpoints and the flow proceeds at %s; "+
 					"A-LEG-04 allows defaults only when there is no metadata, A-PKCE-03/05 and A-ASM-06 say refuse",
 					c.name, w.fetchURLs(effects.PurposeServerMetadata), w.Authorizations[0].Endpoint)
@@ -651,7 +651,7 @@ func TestFlowScopeSelection(t *testing.T) {
 		w.run(t, w.boot(t), w.req(1))
 		if got := w.Authorizations[0].Query.Get("scope"); got != "mcp:read" {
 			if strings.Contains(got, "offline_access") {
-				t.Skipf("BUG: scopes.go initialScope copies PRM scopes_supported (and a challenge scope) verbatim, so "+
+				t.Fatalf("regression: scopes.go initialScope copies PRM scopes_supported (and a challenge scope) verbatim, so "+
 					"offline_access is requested (%q, prompt=%q) from an authorization server whose scopes_supported does "+
 					"not list it (A-REF-03/05, D-09; conformance auth/offline-access-not-supported fails on it)",
 					got, w.Authorizations[0].Query.Get("prompt"))
@@ -985,7 +985,7 @@ func TestFlowAuthorizationServerMigration(t *testing.T) {
 		w.run(t, s, w.req(2))
 		for _, a := range w.Authorizations {
 			if a.Endpoint == wIssuer2+"/authorize" && a.Query.Get("client_id") == "pre-1" {
-				t.Skipf("BUG: client.go knownClient re-binds a Config.Clients entry with an empty Issuer to every issuer that " +
+				t.Fatalf("regression: client.go knownClient re-binds a Config.Clients entry with an empty Issuer to every issuer that " +
 					"validates: after it was bound to AS1, it is presented to AS2 (Config.Clients doc: \"binds to the first one " +
 					"that validates\"; A-BIND-03: surface an error, do not silently try it)")
 			}
@@ -1180,7 +1180,7 @@ func TestFlowLostCompareAndSwapAdoptsTheStoredCredential(t *testing.T) {
 	w.Held = []effects.Effect{held}
 	s = w.release(t, s, nil)
 	if len(w.Refused) > 0 && s.Credential.AccessToken == "at-1" {
-		t.Skipf("BUG: token.go adopt() increments CredentialVersion before the driver's compare-and-swap; when the CAS "+
+		t.Fatalf("regression: token.go adopt() increments CredentialVersion before the driver's compare-and-swap; when the CAS "+
 			"loses to a writer that wrote the same version, stored.go credentialChanged refuses the report (%v): the machine "+
 			"keeps a credential that is not stored, at the stored record's version, so its next SaveTokens overwrites the "+
 			"other writer's credential", w.Refused[0].Err)
@@ -1263,7 +1263,7 @@ func TestFlowLegacyRefreshSendsResource(t *testing.T) {
 	}
 	if got := r[0].Form.Get("resource"); got != wServer {
 		if !r[0].Form.Has("resource") {
-			t.Skipf("BUG: refresh.go startRefresh omits resource when Discovery.Legacy and the credential's resource equals " +
+			t.Fatalf("regression: refresh.go startRefresh omits resource when Discovery.Legacy and the credential's resource equals " +
 				"Config.Server, although /authorize and /token sent it (A-RES-02, A-RES-10)")
 		}
 		t.Errorf("refresh resource %q, want %q", got, wServer)
@@ -1287,7 +1287,7 @@ func TestFlowStaleInsufficientScopeIsResent(t *testing.T) {
 	s = w.release(t, s, nil)
 	requireDelivered(t, w, 2, 3)
 	if len(w.Authorizations) != 2 {
-		t.Skipf("BUG: protected.go insufficientScope ignores in.Credential: a 403 for a credential a step-up already " +
+		t.Fatalf("regression: protected.go insufficientScope ignores in.Credential: a 403 for a credential a step-up already " +
 			"replaced starts another authorization (the user is asked twice) instead of re-sending with the new credential")
 	}
 	if diff := cmp.Diff([]string{"at-1", "at-2"}, tokensSent(w, 3)); diff != "" {
@@ -1309,7 +1309,7 @@ func TestFlowTransportErrorNamesTheFailedRequest(t *testing.T) {
 	err := requireFailed[*machine.TransportError](t, w, 1)
 	if err.URL != wIssuer+"/token" || err.Purpose != "token" {
 		if err.URL == wASMOAuth {
-			t.Skipf("BUG: step.go fetchAnswered builds TransportError.URL from Attempt.Candidates[Attempt.Next] (the last "+
+			t.Fatalf("regression: step.go fetchAnswered builds TransportError.URL from Attempt.Candidates[Attempt.Next] (the last "+
 				"discovery candidate) instead of Attempt.PendingURL: a token request failure names %s", err.URL)
 		}
 		t.Errorf("TransportError %+v", err)
@@ -1324,7 +1324,7 @@ func TestFlowCredentialChangedForAnotherResourceRefused(t *testing.T) {
 	other.Resource = "https://elsewhere.example.org/mcp"
 	got, _, err := w.step(s, machine.CredentialChanged{Tokens: other, Version: s.CredentialVersion + 1})
 	if err == nil && got.Credential.Resource == other.Resource {
-		t.Skip("BUG: stored.go credentialChanged does not compare Tokens.Resource: a credential for another resource is " +
+		t.Fatal("regression: stored.go credentialChanged does not compare Tokens.Resource: a credential for another resource is " +
 			"adopted and sent to this server (input.go promises the same-resource check; A-USE-04, A-SEC-02)")
 	}
 	var unexpected *machine.UnexpectedInputError
@@ -1341,7 +1341,7 @@ func TestFlowClientCredentialsWakeAt(t *testing.T) {
 	s := w.run(t, w.boot(t), w.req(1))
 	requireDelivered(t, w, 1)
 	if w.WakeAt.IsZero() {
-		t.Skip("BUG: token.go wake() emits WakeAt only when a refresh token is held, so a client-credentials or " +
+		t.Fatal("regression: token.go wake() emits WakeAt only when a refresh token is held, so a client-credentials or " +
 			"workload credential (renewed by grant_repeated on Tick) never gets its Tick; it is renewed only after a " +
 			"request finds it expired")
 	}
@@ -1363,7 +1363,7 @@ func TestFlowClientCredentialsAfterRestart(t *testing.T) {
 	first := w.TokenRequests[mark]
 	if got := first.Header["Authorization"]; len(got) != 1 || got[0] != "Basic "+basic("svc:svc-secret") {
 		if len(got) == 0 && !first.Form.Has("client_id") {
-			t.Skipf("BUG: snapshot.go canRepeatGrant accepts !HasClient for client_credentials and grant.go repeatGrant "+
+			t.Fatalf("regression: snapshot.go canRepeatGrant accepts !HasClient for client_credentials and grant.go repeatGrant "+
 				"never takes the client from Config.Clients (beginGrantWithoutUser does not save it either): after a restart "+
 				"the repeated client_credentials grant is sent with no client authentication, refused (invalid_client), and "+
 				"request 2 goes out with the expired token (%v), costing a 401 and a full rediscovery", tokensSent(w, 2))
@@ -1390,7 +1390,7 @@ func TestFlowEnterpriseStepUpStaysWithoutBrowser(t *testing.T) {
 	w.AllowRefused = true
 	w.run(t, s, w.req(2))
 	if len(w.Authorizations) > 0 {
-		t.Skipf("BUG: protected.go insufficientScope: for a credential from GrantEnterprise (canRepeatGrant is false) "+
+		t.Fatalf("regression: protected.go insufficientScope: for a credential from GrantEnterprise (canRepeatGrant is false) "+
 			"a 403 insufficient_scope goes to scope_insufficient and authorize(): an authorization-code flow is opened "+
 			"at %s as %q although Config.Grants has only enterprise_managed and the server offers no code flow",
 			w.Authorizations[0].Endpoint, w.Authorizations[0].Query.Get("client_id"))

@@ -1363,7 +1363,7 @@ func TestIllegalInputAtTheStepBudgetIsRefused(t *testing.T) {
 	var unexpected *machine.UnexpectedInputError
 	if !errors.As(err, &unexpected) {
 		if len(out) > 0 {
-			t.Skipf("BUG: step.go run() checks the step budget before the input's legality: a stale fetch answer at the budget "+
+			t.Fatalf("regression: step.go run() checks the step budget before the input's legality: a stale fetch answer at the budget "+
 				"ends the attempt (%v) instead of being refused with *UnexpectedInputError", out)
 		}
 		t.Fatalf("err = %v, want *machine.UnexpectedInputError", err)

@@ -164,7 +164,7 @@ func TestE35_CapabilitiesMissing(t *testing.T) {
 		w.c.mustCall()
 		for _, r := range w.as.Got() {
 			if strings.Contains(string(r.Body), "grant_type=refresh_token") {
-				t.Skip("BUG: the client sends a refresh_token grant to an authorization server whose " +
+				t.Fatal("regression: the client sends a refresh_token grant to an authorization server whose " +
 					"grant_types_supported omits refresh_token (spec-checklist E-35: skip refresh). " +
 					"machine/refresh.go startRefresh / Snapshot.canRefresh do not look at " +
 					"Discovery.Authorization.GrantTypesSupported. Fix: canRefresh is false when the list is " +
@@ -242,7 +242,7 @@ func TestE37_NoUsableClientAuthMethod(t *testing.T) {
 	w.c.cfg.Clients = []effects.Client{{ClientID: "pre-registered", ClientSecret: "pre-registered-secret"}}
 	_, _, err := w.c.call(defaultBudget)
 	if err == nil || w.as.Hits("/token") > 0 {
-		t.Skip("BUG: a client holding only a secret is used with an authorization server that lists only " +
+		t.Fatal("regression: a client holding only a secret is used with an authorization server that lists only " +
 			"private_key_jwt: machine/client.go chooseAuthMethod falls back to client_secret_basic and the flow " +
 			"runs (the secret is sent to the token endpoint). spec-checklist E-37 asks for a clear " +
 			"NoUsableClientAuthMethod. Fix: when token_endpoint_auth_methods_supported is present and lists none " +

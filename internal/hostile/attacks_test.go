@@ -187,7 +187,7 @@ func TestE63_SSRFThroughDiscovery(t *testing.T) {
 		_, _, err := w.c.call(defaultBudget)
 		var refused *httpdriver.DestinationRefusedError
 		if !errors.As(err, &refused) {
-			t.Skip("BUG: the requester's typed errors (*httpdriver.DestinationRefusedError, *ResponseTooLargeError, " +
+			t.Fatal("regression: the requester's typed errors (*httpdriver.DestinationRefusedError, *ResponseTooLargeError, " +
 				"*RedirectRefusedError) do not reach the caller: driver/session.go fetch turns them into " +
 				"machine.FetchFailed{Reason: err.Error()} and the caller gets *machine.TransportError with the text " +
 				"only, so errors.As cannot tell an SSRF refusal from a network failure (and both say Retryable). " +

@@ -339,7 +339,7 @@ func TestE47_LoopbackListener(t *testing.T) {
 		}
 		q, _ := cb.Authorize(context.Background(), "http://127.0.0.1:1/authorize?state=s-123", cb.RedirectURI())
 		if st := <-statuses; st < 400 || q != "code=real&state=s-123" {
-			t.Skipf("BUG: httpdriver.CallbackServer accepts a request whose Host header is not "+
+			t.Fatalf("regression: httpdriver.CallbackServer accepts a request whose Host header is not "+
 				"127.0.0.1:<port> (answered %d, Authorize returned %q): a DNS-rebinding page can deliver or consume "+
 				"the authorization response (spec-checklist E-47). Fix: in callback.go serve, answer 400 (or "+
 				"421) unless r.Host equals the listener's host:port (or localhost:<port>), without touching the "+
@@ -363,7 +363,7 @@ func TestE47_LoopbackListener(t *testing.T) {
 		}
 		q, _ := cb.Authorize(context.Background(), "http://127.0.0.1:1/authorize?state=s-123", cb.RedirectURI())
 		if q != "code=real&state=s-123" {
-			t.Skip("BUG: httpdriver.CallbackServer hands the first request to its path to the flow, whatever its " +
+			t.Fatal("regression: httpdriver.CallbackServer hands the first request to its path to the flow, whatever its " +
 				"state (got " + fmt.Sprintf("%q", q) + "): any local page or process that reaches the port first " +
 				"ends the user's sign-in (the machine then refuses the state, so no code is injected, but the " +
 				"flow fails). spec-checklist E-47: accept exactly one valid callback. Fix: Authorize knows authURL: " +

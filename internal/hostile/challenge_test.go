@@ -91,7 +91,7 @@ func TestE28_QuotedStrings(t *testing.T) {
 			t.Parallel()
 			if _, used := usedChallenge(t, v); !used {
 				if name == "empty list elements" {
-					t.Skip("BUG: machine.ParseChallenges refuses `Bearer ,, resource_metadata=\"…\"` (\"expected a space " +
+					t.Fatal("regression: machine.ParseChallenges refuses `Bearer ,, resource_metadata=\"…\"` (\"expected a space " +
 						"after the auth-scheme\"): an empty list element right after the scheme ends the challenge, so " +
 						"the next auth-param is read as a new scheme. RFC 9110 §5.6.1.2 says recipients MUST accept and " +
 						"ignore empty list elements, and the function's doc says it does. Harmless (the client falls back " +
@@ -180,7 +180,7 @@ func TestE30_ScopeWhitespace(t *testing.T) {
 		w.rs.setChallenge("Bearer resource_metadata=\"" + w.rs.prmURL + "\", scope=\"read  write\tread   admin\"")
 		w.c.mustCall()
 		if got := authorizeScope(t, w); got != "read write admin" {
-			t.Skip("BUG: the challenge's scope \"read  write\\tread   admin\" reaches the authorization request as " +
+			t.Fatal("regression: the challenge's scope \"read  write\\tread   admin\" reaches the authorization request as " +
 				strconvQuote(got) + ": machine/scopes.go initialScope takes Attempt.ChallengeScope without dropping " +
 				"duplicates. spec-checklist E-30: split on whitespace, drop duplicates, keep order. Fix: pass it " +
 				"through unionScopes")
@@ -199,7 +199,7 @@ func TestE30_ScopeWhitespace(t *testing.T) {
 			_, _, err := w.c.call(defaultBudget)
 			if err == nil {
 				if s := authorizeScope(t, w); strings.ContainsAny(s, "\"\\\x01") {
-					t.Skip("BUG: a challenge scope with characters RFC 6749 §3.3 forbids in a scope-token " +
+					t.Fatal("regression: a challenge scope with characters RFC 6749 §3.3 forbids in a scope-token " +
 						"(" + strconvQuote(s) + ") reaches the authorization request. spec-checklist E-30: reject " +
 						"forbidden characters. Fix: in machine/challenge.go or initialScope, drop (or refuse the " +
 						"challenge for) scope tokens outside %x21 / %x23-5B / %x5D-7E")

@@ -327,7 +327,7 @@ func TestE16_MissingFields(t *testing.T) {
 			w.as.route("GET "+asmPath, body("application/json", []byte(asmJSON(w, "", "response_types_supported"))))
 			_, _, err := w.c.call(defaultBudget)
 			if err == nil {
-				t.Skip("BUG: AS metadata without response_types_supported is accepted (machine/discovery_issuer.go " +
+				t.Fatal("regression: AS metadata without response_types_supported is accepted (machine/discovery_issuer.go " +
 					"checkServer only refuses a list that lacks \"code\"); RFC 8414 §2 makes it REQUIRED (B-8414-05, " +
 					"spec-checklist E-16). Fix: in checkServer, refuse len(m.ResponseTypesSupported) == 0 with " +
 					"&MalformedError{Field: \"response_types_supported\", Reason: \"missing\"} (unless the document was " +

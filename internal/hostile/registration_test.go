@@ -86,7 +86,7 @@ func TestE40_RegistrationChanged(t *testing.T) {
 		}))
 		_, _, err := w.c.call(defaultBudget)
 		if err == nil {
-			t.Skip("BUG: a registration that says client_secret_post but returns no client_secret is used as a " +
+			t.Fatal("regression: a registration that says client_secret_post but returns no client_secret is used as a " +
 				"secret-less client (spec-checklist E-40: fail when the secret is missing for a secret-based " +
 				"method). Fix: in machine/registration.go registrationAnswered, refuse method client_secret_basic/" +
 				"client_secret_post with an empty ClientSecret with *RegistrationError{Err: &MalformedError{Field: " +
@@ -102,7 +102,7 @@ func TestE40_RegistrationChanged(t *testing.T) {
 		}))
 		_, _, err := w.c.call(defaultBudget)
 		if err == nil {
-			t.Skip("BUG: a registration whose redirect_uris no longer contain ours is used (B-7591-05, " +
+			t.Fatal("regression: a registration whose redirect_uris no longer contain ours is used (B-7591-05, " +
 				"spec-checklist E-40). Fix: in registrationAnswered, when reg.RedirectURIs is present and lacks " +
 				"Config.RedirectURI, fail with *RegistrationError")
 		}
@@ -121,12 +121,12 @@ func TestE40_RegistrationChanged(t *testing.T) {
 		}))
 		_, _, err := w.c.call(defaultBudget)
 		if err == nil {
-			t.Skip("BUG: a registration whose client_secret_expires_at is in the past is used (spec-checklist " +
+			t.Fatal("regression: a registration whose client_secret_expires_at is in the past is used (spec-checklist " +
 				"E-40). Fix: in registrationAnswered, refuse a SecretExpiresAt not after Env.Now with *RegistrationError")
 		}
-		t.Logf("ends with %T: %v", err, err)
-		if w.as.Hits("/token") != 0 {
-			t.Errorf("an expired secret was sent")
+		want[*machine.RegistrationError](t, err)
+		if w.as.Hits("/authorize") != 0 || w.as.Hits("/token") != 0 {
+			t.Errorf("a registration with an expired secret was used")
 		}
 	})
 }

@@ -147,7 +147,7 @@ func TestE59_StepUpLoops(t *testing.T) {
 			if name == "injected offline_access" {
 				for _, s := range scopes {
 					if strings.Contains(s, "offline_access") {
-						t.Skip("BUG: a step-up asks for offline_access because the resource server's 403 " +
+						t.Fatal("regression: a step-up asks for offline_access because the resource server's 403 " +
 							"challenge named it (" + strconvQuote(s) + "); A-REF-05 (SEP-2207): offline_access from " +
 							"the RS is not a resource requirement. initialScope drops it, but machine/protected.go " +
 							"insufficientScope passes the challenged scope through unionScopes unfiltered. Fix: " +
