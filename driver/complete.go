@@ -79,10 +79,15 @@ func (e *CausedError) Error() string { return e.Err.Error() }
 // again can help (a refused destination cannot; a network error may).
 func (e *CausedError) Unwrap() []error { return []error{e.Cause, e.Err} }
 
-// failAttempt records the driver-side cause of the running attempt's end.
-func (s *Session) failAttempt(cause error) {
+// failAttempt records the driver-side cause of the running attempt's end,
+// when the attempt still awaits request seq (0: the attempt's first
+// request, not yet sent): a late failure of an abandoned attempt explains
+// nothing.
+func (s *Session) failAttempt(seq uint64, cause error) {
 	s.mu.Lock()
-	s.cause = cause
+	if s.snap.State.Attempting() && (seq == 0 || s.snap.Attempt.Pending == seq) {
+		s.cause = cause
+	}
 	s.mu.Unlock()
 }
 

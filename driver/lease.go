@@ -28,7 +28,7 @@ func leaseChange(e effects.Effect) (begins, ends bool) {
 // held reports whether an effect must wait for the lease.
 func held(e effects.Effect) bool {
 	switch e.(type) {
-	case effects.Fetch, effects.AwaitCallback, effects.LoadClient:
+	case effects.Fetch, effects.AwaitCallback:
 		return true
 	}
 	return false
@@ -50,7 +50,7 @@ func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 	if ok {
 		release, err := locker.Lock(s.ctx, tokensKey(s.server))
 		if err != nil {
-			s.failAttempt(err)
+			s.failAttempt(0, err)
 			s.abandon(first, "cannot take the credential lock: "+err.Error())
 			return
 		}
@@ -64,9 +64,10 @@ func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 			return
 		}
 		s.lease = release
-		version := s.snap.CredentialVersion
 		s.mu.Unlock()
-		if in, ok := s.newerStored(version); ok {
+		// The machine adopts the stored credential if it is newer than its
+		// own, and refuses it otherwise.
+		if in, ok := s.stored(); ok {
 			s.feed(in)
 			if !s.Snapshot().State.Attempting() {
 				return // adopted: the transition gave the lease back
@@ -78,18 +79,26 @@ func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 	}
 }
 
-// newerStored returns the stored credential when it is newer than version.
-func (s *Session) newerStored(version uint64) (machine.Input, bool) {
+// stored returns the stored credential as the input that reports it, when
+// the record is not the one the machine itself holds (whether it is newer
+// is the machine's to judge).
+func (s *Session) stored() (machine.Input, bool) {
 	var t effects.Tokens
 	v, found, err := getJSON(s.ctx, s.deps.Store, tokensKey(s.server), &t)
 	if err != nil {
 		s.deps.Tracer.StoreError(err)
 		return nil, false
 	}
-	if !found || v <= version || t.AccessToken == "" {
+	if !found || s.holds(v, t) {
 		return nil, false
 	}
 	return machine.CredentialChanged{Tokens: t, Version: v}, true
+}
+
+// holds reports whether the machine holds exactly the stored record.
+func (s *Session) holds(v uint64, t effects.Tokens) bool {
+	snap := s.Snapshot()
+	return snap.CredentialVersion == v && snap.Credential.AccessToken == t.AccessToken
 }
 
 // abandon ends an attempt whose first request cannot be sent.

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/mcpauth/mcpauth/effects"
 	"github.com/mcpauth/mcpauth/machine"
 )
 
@@ -101,8 +102,18 @@ func Replay(cfg machine.Config, trace io.Reader, rand io.Reader) error {
 // bodies become a stand-in that is a valid token (the machine refuses a
 // token that could not go into an Authorization header).
 func rehydrate(in machine.Input, s machine.Snapshot) machine.Input {
-	if r, ok := in.(machine.FetchResponse); ok {
-		r.Body = []byte(strings.ReplaceAll(string(r.Body), `"`+redacted+`"`, `"redacted"`))
+	switch r := in.(type) {
+	case machine.FetchResponse:
+		r.Body = []byte(strings.ReplaceAll(string(r.Body), `"`+effects.Redacted+`"`, `"`+standIn+`"`))
+		return r
+	case machine.CredentialChanged:
+		r.Tokens = standInTokens(r.Tokens)
+		return r
+	case machine.StoredLoaded:
+		if r.Tokens != nil {
+			t := standInTokens(*r.Tokens)
+			r.Tokens = &t
+		}
 		return r
 	}
 	cb, ok := in.(machine.CallbackReceived)
@@ -111,10 +122,24 @@ func rehydrate(in machine.Input, s machine.Snapshot) machine.Input {
 	}
 	parts := strings.Split(cb.Query, "&")
 	for i, p := range parts {
-		if p == "state="+redacted {
+		if p == "state="+effects.Redacted {
 			parts[i] = "state=" + url.QueryEscape(s.Attempt.StateParam)
 		}
 	}
 	cb.Query = strings.Join(parts, "&")
 	return cb
+}
+
+// standIn replaces every redacted token on replay, in bodies and records
+// alike, so that tokens equal when recorded are equal when replayed.
+const standIn = "redacted"
+
+func standInTokens(t effects.Tokens) effects.Tokens {
+	if t.AccessToken == effects.Redacted {
+		t.AccessToken = standIn
+	}
+	if t.RefreshToken == effects.Redacted {
+		t.RefreshToken = standIn
+	}
+	return t
 }

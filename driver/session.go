@@ -190,19 +190,18 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 		s.mu.Unlock()
 		return nil
 	}
-	followUps = nil
 	s.snap = next
 	var later, first []effects.Effect
 	var routesBuf [2]routed // most steps route one or two effects: kept off the heap
 	routes := routesBuf[:0]
 	var withheld []machine.Input
-	leading, lostSave := false, false
+	leading, lostSave, ended := false, false, false
 	for _, e := range out {
 		s.deps.Tracer.Effect(e)
 		begins, ends := leaseChange(e)
 		if ends {
 			s.releaseLease()
-			leading = false
+			leading, ended = false, true
 		}
 		if begins {
 			leading = true
@@ -240,6 +239,9 @@ func (s *Session) step(in machine.Input) (followUps []machine.Input) {
 		default:
 			later = append(later, e)
 		}
+	}
+	if ended {
+		s.cause = nil // it explained the Fails routed above, and nothing later
 	}
 	authURL, attempt := s.authURL, s.attempt
 	s.mu.Unlock()
@@ -279,8 +281,8 @@ func (s *Session) route(e effects.Effect) routed {
 		id = e.Request
 		if s.cause != nil {
 			e.Err = &CausedError{Err: e.Err, Cause: s.cause}
-			return routed{Effect: e, to: s.waiters[id]}
 		}
+		return routed{Effect: e, to: s.waiters[id]}
 	}
 	return routed{Effect: e, to: s.waiters[id]}
 }
@@ -336,13 +338,13 @@ func (s *Session) withProof(ctx context.Context, e effects.SendProtected, method
 func (s *Session) fetch(f effects.Fetch) {
 	f, err := s.complete(s.ctx, f)
 	if err != nil {
-		s.failAttempt(err)
+		s.failAttempt(f.Seq, err)
 		s.feed(machine.FetchFailed{Seq: f.Seq, Reason: err.Error()})
 		return
 	}
 	r, err := s.deps.Requester.Fetch(s.ctx, f)
 	if err != nil {
-		s.failAttempt(err) // the requester's typed error reaches the caller too
+		s.failAttempt(f.Seq, err) // the requester's typed error reaches the caller too
 		s.feed(machine.FetchFailed{Seq: f.Seq, Reason: err.Error()})
 		return
 	}

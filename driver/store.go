@@ -103,10 +103,10 @@ type Locker interface {
 	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
 
-// checkStoreKey rejects keys not every implementation can store
+// CheckStoreKey rejects keys not every implementation can store
 // faithfully: JSON and PostgreSQL text both mangle or refuse invalid UTF-8,
-// and PostgreSQL text refuses NUL.
-func checkStoreKey(key string) error {
+// and PostgreSQL text refuses NUL. Store implementations call it first.
+func CheckStoreKey(key string) error {
 	switch {
 	case key == "":
 		return fmt.Errorf("%w: empty", ErrInvalidKey)

@@ -142,7 +142,7 @@ func (s *FileStore) Get(ctx context.Context, key string) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
-	if err := checkStoreKey(key); err != nil {
+	if err := CheckStoreKey(key); err != nil {
 		return Record{}, err
 	}
 	recs, err := s.read()
@@ -170,7 +170,7 @@ func (s *FileStore) Put(ctx context.Context, key string, value []byte, ifVersion
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := checkStoreKey(key); err != nil {
+	if err := CheckStoreKey(key); err != nil {
 		return 0, err
 	}
 	var v uint64
@@ -190,7 +190,7 @@ func (s *FileStore) Delete(ctx context.Context, key string, ifVersion uint64) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := checkStoreKey(key); err != nil {
+	if err := CheckStoreKey(key); err != nil {
 		return err
 	}
 	return s.update(ctx, func(recs map[string]storeEntry) (bool, error) {
@@ -201,7 +201,7 @@ func (s *FileStore) Delete(ctx context.Context, key string, ifVersion uint64) er
 // Lock takes the lock named key, excluding other processes and goroutines,
 // until it is free or ctx is done.
 func (s *FileStore) Lock(ctx context.Context, key string) (func(), error) {
-	if err := checkStoreKey(key); err != nil {
+	if err := CheckStoreKey(key); err != nil {
 		return nil, err
 	}
 	unlockMem, err := s.locks.Lock(ctx, key)
@@ -303,7 +303,7 @@ func decodeStoreFile(path string, b []byte) (map[string]storeEntry, error) {
 	}
 	recs := make(map[string]storeEntry, len(img.Records))
 	for k, r := range img.Records {
-		if checkStoreKey(k) != nil {
+		if CheckStoreKey(k) != nil {
 			return nil, &badStoreFileError{errors.New("record with an invalid key")}
 		}
 		if r.Version == 0 {

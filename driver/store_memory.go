@@ -32,7 +32,7 @@ func (s *MemoryStore) Get(ctx context.Context, key string) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
-	if err := checkStoreKey(key); err != nil {
+	if err := CheckStoreKey(key); err != nil {
 		return Record{}, err
 	}
 	s.mu.Lock()
@@ -49,7 +49,7 @@ func (s *MemoryStore) Put(ctx context.Context, key string, value []byte, ifVersi
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := checkStoreKey(key); err != nil {
+	if err := CheckStoreKey(key); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
@@ -65,7 +65,7 @@ func (s *MemoryStore) Delete(ctx context.Context, key string, ifVersion uint64) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := checkStoreKey(key); err != nil {
+	if err := CheckStoreKey(key); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -77,7 +77,7 @@ func (s *MemoryStore) Delete(ctx context.Context, key string, ifVersion uint64) 
 // Lock takes the in-process lock named key, waiting until it is free or ctx
 // is done.
 func (s *MemoryStore) Lock(ctx context.Context, key string) (func(), error) {
-	if err := checkStoreKey(key); err != nil {
+	if err := CheckStoreKey(key); err != nil {
 		return nil, err
 	}
 	return s.locks.Lock(ctx, key)

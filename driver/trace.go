@@ -74,13 +74,11 @@ func (r *TraceRecorder) StoreError(err error) {
 	r.write(TraceLine{Kind: "store_error", Text: err.Error()})
 }
 
-const redacted = "[redacted]"
-
 func mask(s string) string {
 	if s == "" {
 		return ""
 	}
-	return redacted
+	return effects.Redacted
 }
 
 func maskTokens(t *effects.Tokens) *effects.Tokens {

@@ -37,9 +37,10 @@ func (s *Session) watch() {
 				s.deps.Tracer.StoreError(&RecordError{Key: r.Key, Err: err})
 				continue
 			}
-			if s.Snapshot().CredentialVersion >= r.Version {
-				continue // ours, or older
+			if s.holds(r.Version, t) {
+				continue // our own write, come back
 			}
+			// Whether it is newer is the machine's to judge.
 			s.feed(machine.CredentialChanged{Tokens: t, Version: r.Version})
 		}
 	}()

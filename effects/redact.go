@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// redactedMark replaces a secret wherever an effect or record is printed.
-const redactedMark = "[redacted]"
+// Redacted replaces a secret wherever an effect, record or trace is printed.
+const Redacted = "[redacted]"
 
 // secretFormFields are the form and query parameters that carry secrets.
 var secretFormFields = map[string]bool{
@@ -33,7 +33,7 @@ func RedactHeader(h map[string][]string) map[string][]string {
 			masked := make([]string, len(vs))
 			for i, v := range vs {
 				scheme, _, _ := strings.Cut(v, " ")
-				masked[i] = scheme + " " + redactedMark
+				masked[i] = scheme + " " + Redacted
 			}
 			out[k] = masked
 			continue
@@ -64,7 +64,7 @@ func RedactQuery(q string) string {
 		k, _, hasValue := strings.Cut(p, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil || (hasValue && secretFormFields[name]) {
-			parts[i] = k + "=" + redactedMark
+			parts[i] = k + "=" + Redacted
 		}
 	}
 	return strings.Join(parts, "&")
@@ -117,7 +117,7 @@ func maskJSONMember(s, name string) string {
 			end++
 		}
 		b.WriteString(s[:j])
-		b.WriteString(`"` + redactedMark + `"`)
+		b.WriteString(`"` + Redacted + `"`)
 		if end < len(s) {
 			end++
 		}
@@ -129,7 +129,7 @@ func secretMark(s string) string {
 	if s == "" {
 		return `""`
 	}
-	return redactedMark
+	return Redacted
 }
 
 // String prints a credential without its secrets.

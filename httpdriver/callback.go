@@ -64,12 +64,18 @@ func (c *CallbackServer) Authorize(ctx context.Context, authURL, redirectURI str
 	}
 	ch := make(chan string, 1)
 	c.mu.Lock()
+	if c.waiter != nil {
+		c.mu.Unlock()
+		return "", errors.New("httpdriver: another sign-in is already waiting on this callback server")
+	}
 	c.waiter = ch
 	c.state = stateOf(authURL)
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		c.waiter = nil
+		if c.waiter == ch { // never clear another sign-in's wait
+			c.waiter, c.state = nil, ""
+		}
 		c.mu.Unlock()
 	}()
 	open := c.Open

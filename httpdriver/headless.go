@@ -3,7 +3,6 @@ package httpdriver
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -53,8 +52,7 @@ func (h HeadlessUserAgent) Authorize(ctx context.Context, authURL, redirectURI s
 	if err != nil {
 		return "", fmt.Errorf("httpdriver: authorization request: %w", unwrapURLError(err))
 	}
-	defer resp.Body.Close()
-	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	defer drainAndClose(resp.Body)
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode < 300 || resp.StatusCode > 399 || loc == "" {
 		return "", &NoRedirectError{Status: resp.StatusCode}

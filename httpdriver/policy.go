@@ -331,7 +331,7 @@ func (d *PolicyDialer) Transport() *http.Transport {
 	t.Proxy = nil
 	t.DialContext = d.DialContext
 	t.DialTLSContext = nil // TLS is layered by the transport over DialContext
-	t.MaxResponseHeaderBytes = 64 << 10
+	t.MaxResponseHeaderBytes = MaxAuxiliaryHeader
 	return t
 }
 

@@ -124,7 +124,10 @@ func (r *Requester) client(f effects.Fetch) *http.Client {
 	if max == 0 {
 		max = 3
 	}
-	secret := f.Method != http.MethodGet || len(f.Header["Authorization"]) > 0
+	// Only discovery documents may be fetched through a redirect; every
+	// other request carries something for its endpoint alone.
+	secret := (f.Purpose != effects.PurposeResourceMetadata && f.Purpose != effects.PurposeServerMetadata) ||
+		f.Method != http.MethodGet || len(f.Header["Authorization"]) > 0
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		from := via[0].URL.String()
 		switch {

@@ -51,7 +51,7 @@ func TestRequesterMaxRedirectsAtItsEdge(t *testing.T) {
 			_, _ = w.Write([]byte("{}"))
 		}))
 		r := &httpdriver.Requester{MaxRedirects: limit}
-		resp, err := r.Fetch(context.Background(), effects.Fetch{Seq: 1, Method: "GET", URL: srv.URL + "/"})
+		resp, err := r.Fetch(context.Background(), effects.Fetch{Seq: 1, Purpose: effects.PurposeServerMetadata, Method: "GET", URL: srv.URL + "/"})
 		srv.Close()
 		var refused *httpdriver.RedirectRefusedError
 		switch {

@@ -61,7 +61,10 @@ func (st *step) credentialChanged(in CredentialChanged) error {
 	t := in.Tokens
 	// Newer, or as new as ours but different: our compare-and-swap to that
 	// version lost to another writer, whose credential is the stored one.
-	lostRace := in.Version > 0 && in.Version == st.s.CredentialVersion && t.AccessToken != st.s.Credential.AccessToken
+	// (A credential the machine dropped, refused by the server, is not ours
+	// to take back at the same version.)
+	lostRace := in.Version > 0 && in.Version == st.s.CredentialVersion && st.s.HasCredential() &&
+		t.AccessToken != st.s.Credential.AccessToken
 	if t.AccessToken == "" || (in.Version < st.s.CredentialVersion || in.Version == st.s.CredentialVersion && !lostRace) {
 		return st.unexpected(in, "the stored credential is not newer")
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mcpauth/mcpauth/driver"
 )
 
 // A lease is a row in mcpauth_leases: (key, holder, acquired_at,
@@ -46,7 +48,7 @@ func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := checkKey(key); err != nil {
+	if err := driver.CheckStoreKey(key); err != nil {
 		return nil, err
 	}
 	if s.closed.Load() {

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -226,7 +224,7 @@ func (s *Store) begin(ctx context.Context, key string) (context.Context, context
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	if err := checkKey(key); err != nil {
+	if err := driver.CheckStoreKey(key); err != nil {
 		return nil, nil, err
 	}
 	if s.closed.Load() {
@@ -381,18 +379,4 @@ func (s *Store) conflict(ctx context.Context, key string, ifVersion uint64, put 
 		return nil, true, nil
 	}
 	return &driver.ConflictError{Key: key, Want: ifVersion, Have: r.Version, Current: &r}, false, nil
-}
-
-// checkKey is driver's key rule: not empty, valid UTF-8, no NUL
-// (PostgreSQL text refuses NUL and invalid UTF-8).
-func checkKey(key string) error {
-	switch {
-	case key == "":
-		return fmt.Errorf("%w: empty", driver.ErrInvalidKey)
-	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: not valid UTF-8", driver.ErrInvalidKey)
-	case strings.IndexByte(key, 0) >= 0:
-		return fmt.Errorf("%w: contains NUL", driver.ErrInvalidKey)
-	}
-	return nil
 }

@@ -50,7 +50,7 @@ func (s *Store) Watch(ctx context.Context, key string) (<-chan driver.Record, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := checkKey(key); err != nil {
+	if err := driver.CheckStoreKey(key); err != nil {
 		return nil, err
 	}
 	w := &watch{key: key, signal: make(chan struct{}, 1)}
