@@ -48,7 +48,7 @@ func (s *Session) releaseLease() {
 func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 	locker, ok := s.deps.Store.(Locker)
 	if ok {
-		release, err := locker.Lock(s.ctx, tokensKey(s.server))
+		release, err := locker.Lock(s.ctx, TokensKey(s.server))
 		if err != nil {
 			s.failAttempt(0, err)
 			s.abandon(first, "cannot take the credential lock: "+err.Error())
@@ -84,7 +84,7 @@ func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 // is the machine's to judge).
 func (s *Session) stored() (machine.Input, bool) {
 	var t effects.Tokens
-	v, found, err := getJSON(s.ctx, s.deps.Store, tokensKey(s.server), &t)
+	v, found, err := getJSON(s.ctx, s.deps.Store, TokensKey(s.server), &t)
 	if err != nil {
 		s.deps.Tracer.StoreError(err)
 		return nil, false

@@ -10,11 +10,24 @@ import (
 	"github.com/mcpauth/mcpauth/machine"
 )
 
-// Store keys: one credential and one discovery record per MCP server, one
-// registration per authorization server issuer (SEP-2352).
-func tokensKey(server string) string    { return "tokens:" + server }
-func discoveryKey(server string) string { return "discovery:" + server }
-func clientKey(issuer string) string    { return "client:" + issuer }
+// The store's key prefixes: one credential and one discovery record per
+// MCP server, one registration per authorization server issuer (SEP-2352),
+// one DPoP key per server and key id (StoredKeySigner).
+const (
+	TokensPrefix    = "tokens:"
+	DiscoveryPrefix = "discovery:"
+	ClientPrefix    = "client:"
+	DPoPKeyPrefix   = "dpop-key:"
+)
+
+// TokensKey, DiscoveryKey and ClientKey name the records a session keeps
+// (tools that list, show or delete them use the same names).
+func TokensKey(server string) string    { return TokensPrefix + server }
+func DiscoveryKey(server string) string { return DiscoveryPrefix + server }
+func ClientKey(issuer string) string    { return ClientPrefix + issuer }
+
+// DPoPKeyKey names the record a StoredKeySigner keeps key id of server in.
+func DPoPKeyKey(server, id string) string { return DPoPKeyPrefix + server + ":" + id }
 
 // RecordError reports a stored record that cannot be decoded. The record is
 // left in place: nothing is overwritten on a guess.
@@ -77,7 +90,7 @@ func putJSON(ctx context.Context, s Store, key string, v any, ifVersion int64) (
 func LoadStored(ctx context.Context, s Store, server string) (machine.StoredLoaded, error) {
 	var in machine.StoredLoaded
 	var t effects.Tokens
-	v, ok, err := getJSON(ctx, s, tokensKey(server), &t)
+	v, ok, err := getJSON(ctx, s, TokensKey(server), &t)
 	if err != nil {
 		return in, err
 	}
@@ -85,7 +98,7 @@ func LoadStored(ctx context.Context, s Store, server string) (machine.StoredLoad
 		in.Tokens, in.TokensVersion = &t, v
 	}
 	var d effects.Discovery
-	if _, ok, err = getJSON(ctx, s, discoveryKey(server), &d); err != nil {
+	if _, ok, err = getJSON(ctx, s, DiscoveryKey(server), &d); err != nil {
 		return in, err
 	} else if ok {
 		in.Discovery = &d
@@ -101,7 +114,7 @@ func LoadStored(ctx context.Context, s Store, server string) (machine.StoredLoad
 // LoadClient reads the registration kept for issuer.
 func LoadClient(ctx context.Context, s Store, issuer string) (machine.ClientLoaded, error) {
 	var c effects.Client
-	_, ok, err := getJSON(ctx, s, clientKey(issuer), &c)
+	_, ok, err := getJSON(ctx, s, ClientKey(issuer), &c)
 	if err != nil || !ok {
 		return machine.ClientLoaded{}, err
 	}
@@ -114,7 +127,7 @@ func LoadClient(ctx context.Context, s Store, issuer string) (machine.ClientLoad
 func saveEffect(ctx context.Context, s Store, e effects.Effect) (machine.Input, error) {
 	switch e := e.(type) {
 	case effects.SaveTokens:
-		_, err := putJSON(ctx, s, tokensKey(e.Server), e.Tokens, int64(e.IfVersion))
+		_, err := putJSON(ctx, s, TokensKey(e.Server), e.Tokens, int64(e.IfVersion))
 		var conflict *ConflictError
 		if errors.As(err, &conflict) && conflict.Current != nil {
 			var t effects.Tokens
@@ -125,19 +138,19 @@ func saveEffect(ctx context.Context, s Store, e effects.Effect) (machine.Input, 
 		}
 		return nil, err
 	case effects.ForgetTokens:
-		err := s.Delete(ctx, tokensKey(e.Server), e.IfVersion)
+		err := s.Delete(ctx, TokensKey(e.Server), e.IfVersion)
 		var conflict *ConflictError
 		if errors.As(err, &conflict) {
 			return nil, nil // someone stored newer tokens: keep them
 		}
 		return nil, err
 	case effects.SaveClient:
-		_, err := putJSON(ctx, s, clientKey(e.Client.Issuer), e.Client, -1)
+		_, err := putJSON(ctx, s, ClientKey(e.Client.Issuer), e.Client, -1)
 		return nil, err
 	case effects.ForgetClient:
-		return nil, s.Delete(ctx, clientKey(e.Issuer), 0)
+		return nil, s.Delete(ctx, ClientKey(e.Issuer), 0)
 	case effects.SaveDiscovery:
-		_, err := putJSON(ctx, s, discoveryKey(e.Server), e.Discovery, -1)
+		_, err := putJSON(ctx, s, DiscoveryKey(e.Server), e.Discovery, -1)
 		return nil, err
 	}
 	return nil, nil

@@ -195,18 +195,18 @@ func TestRecordsUnreadable(t *testing.T) {
 		value []byte
 		load  func(Store) error
 	}{
-		{"tokens", tokensKey(recServer), []byte(`{"AccessToken":"` + secret + `",`), func(s Store) error { _, err := LoadStored(ctx, s, recServer); return err }},
-		{"tokens wrong type", tokensKey(recServer), []byte(`{"AccessToken":["` + secret + `"]}`), func(s Store) error { _, err := LoadStored(ctx, s, recServer); return err }},
-		{"discovery", discoveryKey(recServer), []byte(`not json ` + secret), func(s Store) error { _, err := LoadStored(ctx, s, recServer); return err }},
-		{"client via LoadStored", clientKey(recIssuer), []byte(`{"ClientSecret":` + secret + `}`), func(s Store) error { _, err := LoadStored(ctx, s, recServer); return err }},
-		{"client", clientKey(recIssuer), []byte(`[1,2,3]`), func(s Store) error { _, err := LoadClient(ctx, s, recIssuer); return err }},
+		{"tokens", TokensKey(recServer), []byte(`{"AccessToken":"` + secret + `",`), func(s Store) error { _, err := LoadStored(ctx, s, recServer); return err }},
+		{"tokens wrong type", TokensKey(recServer), []byte(`{"AccessToken":["` + secret + `"]}`), func(s Store) error { _, err := LoadStored(ctx, s, recServer); return err }},
+		{"discovery", DiscoveryKey(recServer), []byte(`not json ` + secret), func(s Store) error { _, err := LoadStored(ctx, s, recServer); return err }},
+		{"client via LoadStored", ClientKey(recIssuer), []byte(`{"ClientSecret":` + secret + `}`), func(s Store) error { _, err := LoadStored(ctx, s, recServer); return err }},
+		{"client", ClientKey(recIssuer), []byte(`[1,2,3]`), func(s Store) error { _, err := LoadClient(ctx, s, recIssuer); return err }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewMemoryStore()
 			// The other records are fine.
 			for k, v := range map[string][]byte{
-				tokensKey(recServer): good(recTokens("AT-1")), discoveryKey(recServer): good(recDiscovery()), clientKey(recIssuer): good(recClient()),
+				TokensKey(recServer): good(recTokens("AT-1")), DiscoveryKey(recServer): good(recDiscovery()), ClientKey(recIssuer): good(recClient()),
 			} {
 				if _, err := s.Put(ctx, k, v, 0); err != nil {
 					t.Fatal(err)
@@ -235,7 +235,7 @@ func TestRecordsUnreadable(t *testing.T) {
 
 	// A conflict whose stored record is unreadable is reported the same way.
 	s := NewMemoryStore()
-	if _, err := s.Put(ctx, tokensKey(recServer), []byte("{"), 0); err != nil {
+	if _, err := s.Put(ctx, TokensKey(recServer), []byte("{"), 0); err != nil {
 		t.Fatal(err)
 	}
 	in, err := saveEffect(ctx, s, effects.SaveTokens{Server: recServer, Tokens: recTokens("AT-1")})
@@ -243,7 +243,7 @@ func TestRecordsUnreadable(t *testing.T) {
 	if !errors.As(err, &re) || in != nil {
 		t.Errorf("conflict with an unreadable record: %v, %v; want *RecordError and no input", in, err)
 	}
-	if r, _ := s.Get(ctx, tokensKey(recServer)); string(r.Value) != "{" {
+	if r, _ := s.Get(ctx, TokensKey(recServer)); string(r.Value) != "{" {
 		t.Errorf("the unreadable record was overwritten")
 	}
 }

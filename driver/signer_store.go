@@ -26,7 +26,7 @@ type StoredKeySigner struct {
 
 // NewStoredKeySigner returns a signer keeping DPoP keys for server in store.
 func NewStoredKeySigner(store Store, server string) *StoredKeySigner {
-	return &StoredKeySigner{Store: store, Prefix: "dpop-key:" + server + ":", Keys: &KeySigner{}}
+	return &StoredKeySigner{Store: store, Prefix: DPoPKeyKey(server, ""), Keys: &KeySigner{}}
 }
 
 // Sign implements Signer.

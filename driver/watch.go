@@ -25,7 +25,7 @@ func (s *Session) watch() {
 	if !ok {
 		return
 	}
-	ch, err := w.Watch(s.ctx, tokensKey(s.server))
+	ch, err := w.Watch(s.ctx, TokensKey(s.server))
 	if err != nil {
 		s.deps.Tracer.StoreError(err)
 		return

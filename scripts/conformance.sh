@@ -51,7 +51,8 @@ CLIENT_ABS="$(cd "$(dirname "$CLIENT")" && pwd)/$(basename "$CLIENT")"
 
 # Node 22 and the suite (installed into .cache/conformance when missing).
 if [[ -z "${CONFORMANCE_NODE:-}" || -z "${CONFORMANCE_JS:-}" ]]; then
-  eval "$("$ROOT/scripts/install-conformance.sh")"
+  install_out="$("$ROOT/scripts/install-conformance.sh")" || die "installing Node 22 and the suite failed"
+  eval "$install_out"
 fi
 NODE="$CONFORMANCE_NODE"
 JS="$CONFORMANCE_JS"

@@ -144,10 +144,9 @@ func config(server string, opts *httpdriver.Options) (machine.Config, error) {
 
 // describe names the typed error at the root of err, for the log.
 func describe(err error) string {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if _, ok := e.(interface{ Retryable() bool }); ok {
-			return fmt.Sprintf("%v (%T)", err, e)
-		}
+	var typed machine.Retryable // the typed errors of the machine and drivers say whether to retry
+	if errors.As(err, &typed) {
+		return fmt.Sprintf("%v (%T)", err, typed)
 	}
 	return err.Error()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -181,12 +182,6 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 			return err
 		}
 		defer cb.Close()
-		if prior.hasClient && prior.client.Source == effects.ClientDynamic && !contains(prior.client.RedirectURIs, cb.RedirectURI()) {
-			// That registration cannot take this redirect URI: register anew.
-			if err := st.Delete(ctx, clientKey(prior.issuer()), 0); err != nil {
-				return err
-			}
-		}
 		cb.Timeout = untilDeadline(ctx, 5*time.Minute)
 		open := httpdriver.OpenBrowser
 		if *f.noBrowser {
@@ -202,29 +197,19 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 		}
 		cfg.RedirectURI = cb.RedirectURI()
 	}
-	// A new sign-in replaces the stored one: without this the stored
-	// credential would simply be used.
-	if prior.hasTokens {
-		if err := st.Delete(ctx, tokensKey(server), 0); err != nil {
-			return err
-		}
-	}
-	// The settings are stored first: a credential the flow stores is then
-	// never without them.
-	if ext.isZero() {
-		err = st.Delete(ctx, settingsKey(server), 0)
-	} else {
-		err = putRecord(ctx, st, settingsKey(server), ext)
-	}
+	// The flow runs on a staging store that holds what the sign-in may
+	// reuse (the discovery and the registration) but not the stored
+	// credential, which would simply be used. The real store changes only
+	// once the sign-in succeeded: a refused or abandoned sign-in loses
+	// nothing. (A stored registration that cannot take this redirect URI
+	// is not used; the machine registers anew.)
+	stage, err := stageSignIn(ctx, st, server, prior)
 	if err != nil {
 		return err
 	}
 	// A new sign-in gets a new DPoP key: the driver's signer makes it and
-	// keeps it in the store before any token is bound to it.
-	if err := st.Delete(ctx, dpopKeyKey(server), 0); err != nil {
-		return err
-	}
-	signer := driver.NewStoredKeySigner(st.Store, server)
+	// keeps it beside the tokens before any token is bound to it.
+	signer := driver.NewStoredKeySigner(stage, server)
 	signer.Keys = keys
 	if *f.scope != "" {
 		cfg.Scopes = strings.Fields(*f.scope)
@@ -239,7 +224,7 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 	prog.c.printf("signing in to %s\n", server)
 	t, err := w.transport(ctx, cfg, httpdriver.Options{
 		UserAgent: ua,
-		Store:     st,
+		Store:     stage,
 		Tracer:    w.tracer(prog),
 		Signer:    signer,
 		Sources:   ext.sources(),
@@ -264,19 +249,8 @@ func runLogin(ctx context.Context, inv *invocation, f loginFlags) error {
 	if !snap.HasCredential() {
 		return &failure{msg: server + " answered without asking for authorization: there is nothing to sign in to", next: "use the server as it is; 'mcpauth tools' needs no sign-in for it either"}
 	}
-	// The key is kept only while tokens are bound to it.
-	if snap.Credential.DPoPKeyID == "" && cfg.DPoP != machine.DPoPNever {
-		if err := st.Delete(ctx, dpopKeyKey(server), 0); err != nil {
-			return err
-		}
-	}
-	// Keep a configured client (or a metadata document URL) bound to its
-	// issuer, so that token, tools and logout can refresh, renew and
-	// revoke. A workload without a client identity has nothing to keep.
-	if snap.HasClient && snap.Client.Source != effects.ClientDynamic && snap.Client.ClientID != "" {
-		if err := putRecord(ctx, st, clientKey(snap.Client.Issuer), snap.Client); err != nil {
-			return err
-		}
+	if err := commitSignIn(ctx, st, stage, server, ext, snap.Credential.DPoPKeyID != ""); err != nil {
+		return err
 	}
 
 	out := e.stdoutConsole()
@@ -378,11 +352,55 @@ func registeredPort(in signIn) int {
 	return p
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+// stageSignIn returns a memory store holding what a new sign-in to server
+// may reuse from st: its discovery record and the registration at its
+// issuer.
+func stageSignIn(ctx context.Context, st *store, server string, prior signIn) (*driver.MemoryStore, error) {
+	stage := driver.NewMemoryStore()
+	keys := []string{discoveryKey(server)}
+	if iss := prior.issuer(); iss != "" {
+		keys = append(keys, clientKey(iss))
+	}
+	for _, k := range keys {
+		r, err := st.Get(ctx, k)
+		if errors.Is(err, driver.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := putRaw(ctx, stage, k, r.Value); err != nil {
+			return nil, err
 		}
 	}
-	return false
+	return stage, nil
+}
+
+// commitSignIn moves a successful sign-in from the staging store into st:
+// the credential, discovery, registration and DPoP key the flow stored,
+// then the settings that renew it. A DPoP key the new tokens are not bound
+// to is not kept.
+func commitSignIn(ctx context.Context, st *store, stage *driver.MemoryStore, server string, ext extSettings, bound bool) error {
+	keys, err := stage.Keys(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		r, err := stage.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		if err := putRaw(ctx, st, k, r.Value); err != nil {
+			return err
+		}
+	}
+	if !bound {
+		if err := st.Delete(ctx, dpopKeyKey(server), 0); err != nil {
+			return err
+		}
+	}
+	if ext.isZero() {
+		return st.Delete(ctx, settingsKey(server), 0)
+	}
+	return putRecord(ctx, st, settingsKey(server), ext)
 }

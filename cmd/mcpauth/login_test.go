@@ -387,3 +387,21 @@ func TestHelpHasExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedLoginKeepsTheSignIn: a second login that is denied leaves the
+// first sign-in as it was: its tokens still work and are still stored.
+func TestFailedLoginKeepsTheSignIn(t *testing.T) {
+	w := loginWorld(t)
+	te := newTestEnv(t)
+	mustRun(t, te, "login", w.MCPURL())
+	before := storedTokens(t, te, w.MCPURL())
+	w.SetFault(testworld.Fault{AuthorizeError: "access_denied"})
+	if r := te.run(t, "login", w.MCPURL()); r.code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", r.code, r.transcript)
+	}
+	after := storedTokens(t, te, w.MCPURL())
+	if after.AccessToken != before.AccessToken || after.RefreshToken != before.RefreshToken {
+		t.Errorf("a denied login changed the stored sign-in")
+	}
+	mustRun(t, te, "tools", w.MCPURL())
+}

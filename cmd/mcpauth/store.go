@@ -15,14 +15,12 @@ import (
 	"github.com/mcpauth/mcpauth/effects"
 )
 
-// The store keys of package driver (driver/records.go): one credential and
-// one discovery record per MCP server, one registration per issuer. The
-// driver keeps them unexported; the CLI must name them to list, show and
-// delete sign-ins.
+// The store keys of package driver: one credential and one discovery
+// record per MCP server, one registration per issuer.
 const (
-	tokensPrefix    = "tokens:"
-	discoveryPrefix = "discovery:"
-	clientPrefix    = "client:"
+	tokensPrefix    = driver.TokensPrefix
+	discoveryPrefix = driver.DiscoveryPrefix
+	clientPrefix    = driver.ClientPrefix
 )
 
 // The command's own records, one of each per MCP server: the extension
@@ -34,15 +32,18 @@ const (
 	settingsPrefix = "cli-settings:"
 )
 
-func tokensKey(server string) string    { return tokensPrefix + server }
-func discoveryKey(server string) string { return discoveryPrefix + server }
-func clientKey(issuer string) string    { return clientPrefix + issuer }
-func settingsKey(server string) string  { return settingsPrefix + server }
+var (
+	tokensKey    = driver.TokensKey
+	discoveryKey = driver.DiscoveryKey
+	clientKey    = driver.ClientKey
+)
+
+func settingsKey(server string) string { return settingsPrefix + server }
 
 // dpopKeyKey is the record the driver's StoredKeySigner keeps the
 // sign-in's DPoP key in.
 func dpopKeyKey(server string) string {
-	return driver.NewStoredKeySigner(nil, server).Prefix + dpopKeyID
+	return driver.DPoPKeyKey(server, dpopKeyID)
 }
 
 // pgstore.Store lists its keys too.
