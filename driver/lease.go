@@ -56,9 +56,7 @@ func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 		}
 		s.mu.Lock()
 		if !s.snap.State.Attempting() || s.attempt != attempt {
-			// The attempt ended (or another began) while we waited: its
-			// first request, which may carry a refresh token another
-			// process has since redeemed, must not go out.
+			// The attempt ended (or another began) while we waited.
 			s.mu.Unlock()
 			release()
 			return
@@ -69,9 +67,12 @@ func (s *Session) lead(first []effects.Effect, authURL string, attempt uint64) {
 		// own, and refuses it otherwise.
 		if in, ok := s.stored(); ok {
 			s.feed(in)
-			if !s.Snapshot().State.Attempting() {
-				return // adopted: the transition gave the lease back
-			}
+		}
+		// Adopted (here, or by a watch that raced us): the attempt is over
+		// and its first request, which may carry a refresh token another
+		// process has redeemed, must not go out.
+		if !s.current(attempt) {
+			return
 		}
 	}
 	for _, e := range first {
@@ -113,4 +114,11 @@ func (s *Session) abandon(first []effects.Effect, reason string) {
 			return
 		}
 	}
+}
+
+// current reports whether attempt is still the one running.
+func (s *Session) current(attempt uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap.State.Attempting() && s.attempt == attempt
 }
