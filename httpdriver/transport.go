@@ -43,7 +43,8 @@ type Transport struct {
 	server  string
 }
 
-// NewTransport builds the transport for cfg and loads what the store holds.
+// NewTransport builds the transport for cfg and loads what the store holds;
+// a store it cannot read is an error (nothing is overwritten on a guess).
 func NewTransport(ctx context.Context, cfg machine.Config, opts Options) (*Transport, error) {
 	if opts.Base == nil {
 		opts.Base = http.DefaultTransport
@@ -66,9 +67,9 @@ func NewTransport(ctx context.Context, cfg machine.Config, opts Options) (*Trans
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Start(ctx); err != nil && opts.Tracer == nil {
-		// The session started empty; without a tracer the caller would
-		// never hear that the store could not be read.
+	if err := s.Start(ctx); err != nil {
+		// A store that cannot be read is the caller's to decide about:
+		// going on would authorize again and fail to save over it.
 		s.Close()
 		return nil, err
 	}

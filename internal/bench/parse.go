@@ -177,6 +177,13 @@ func (r *Report) ParseJSON(in io.Reader) error {
 	r.Results = slices.DeleteFunc(r.Results, func(res *Result) bool {
 		return len(res.Metrics) == 0 && res.Skipped == "" && !res.Failed && len(res.Notes) == 0
 	})
+	// Forget them in the index too, so a later parse cannot write into a
+	// result that is no longer reported.
+	for k, res := range r.byKey {
+		if !slices.Contains(r.Results, res) {
+			delete(r.byKey, k)
+		}
+	}
 	return nil
 }
 
