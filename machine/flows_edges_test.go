@@ -1,6 +1,8 @@
 package machine_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +83,49 @@ func TestFlowIssuerSlashTolerance(t *testing.T) {
 	}
 	if machine.IssuerMatches("https://auth.example.com/tenant1/", "https://auth.example.com/tenant1", true) {
 		t.Error("a path issuer's trailing slash was tolerated")
+	}
+}
+
+// RFC 7591 client_secret_expires_at (issue 2 item 4): a stored
+// registration whose secret has expired is not used: the client registers
+// again before any token request, and the expired secret is never sent.
+func TestFlowExpiredClientSecretRegistersAgain(t *testing.T) {
+	w := newFakeWorld()
+	w.Config.TokenEndpointAuthMethod = "client_secret_basic"
+	w.run(t, w.boot(t), w.req(1))
+	old, ok := w.Store.Clients[wIssuer]
+	if !ok || old.ClientSecret == "" {
+		t.Fatalf("no confidential registration stored: %+v", w.Store.Clients)
+	}
+	old.SecretExpiresAt = t0.Add(time.Hour)
+	w.Store.Clients[wIssuer] = old
+	delete(w.Store.Tokens, wServer)
+	delete(w.Store.TokenVersions, wServer)
+	w.Now = t0.Add(2 * time.Hour)
+	tokenRequests := len(w.TokenRequests)
+	w.run(t, restart(t, w), w.req(2))
+	requireDelivered(t, w, 1, 2)
+	if len(w.Registrations) != 2 {
+		t.Fatalf("%d registrations, want a second one for the expired secret", len(w.Registrations))
+	}
+	for _, r := range w.TokenRequests[tokenRequests:] {
+		if got := r.Header["Authorization"]; len(got) > 0 && got[0] == "Basic "+basic(old.ClientID+":"+old.ClientSecret) {
+			t.Errorf("the expired secret was sent to the token endpoint")
+		}
+	}
+	if c := w.Store.Clients[wIssuer]; c.ClientID == old.ClientID && c.ClientSecret == old.ClientSecret {
+		t.Errorf("the expired registration is still the stored one")
+	}
+}
+
+// Design §4.5, RFC 6749 §10.12: the state is compared in constant time.
+// Timing cannot be measured reliably in a test; the source is read instead.
+func TestStateComparedInConstantTime(t *testing.T) {
+	src, err := os.ReadFile("authorize.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "subtle.ConstantTimeCompare([]byte(p.State), []byte(a.StateParam))") {
+		t.Error("authorize.go no longer compares the callback's state with subtle.ConstantTimeCompare")
 	}
 }
