@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
 )
@@ -39,26 +38,11 @@ with status 1 and says so on stderr: run 'mcpauth login <mcp-url>'.`,
 			`mcpauth token --store postgres://mcpauth@db.internal:5432/mcpauth https://mcp.example.com/mcp`,
 		},
 		timeout: 30 * time.Second,
-		bind: func(fs *flag.FlagSet) action {
-			storeFlag := storePathFlag(fs)
-			ext := bindExtFlags(fs)
-			return func(ctx context.Context, inv *invocation) error {
-				return runToken(ctx, inv, *storeFlag, ext)
-			}
-		},
+		bind:    bindStored(runToken),
 	}
 }
 
-func runToken(ctx context.Context, inv *invocation, storeFlag string, ext *extFlags) error {
-	server, err := serverArg(inv)
-	if err != nil {
-		return err
-	}
-	c, err := connectStored(ctx, inv, storeFlag, ext, server)
-	if err != nil {
-		return err
-	}
-	defer c.close()
+func runToken(ctx context.Context, inv *invocation, c *storedConn) error {
 	if err := c.explain(nil); err != nil {
 		return err
 	}

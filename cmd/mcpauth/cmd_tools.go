@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"strings"
 	"time"
 )
@@ -27,26 +26,12 @@ tokens go out with a proof signed by the key kept with them.`,
 			"mcpauth tools --store postgres://mcpauth@db.internal:5432/mcpauth https://mcp.example.com/mcp",
 		},
 		timeout: 30 * time.Second,
-		bind: func(fs *flag.FlagSet) action {
-			storeFlag := storePathFlag(fs)
-			ext := bindExtFlags(fs)
-			return func(ctx context.Context, inv *invocation) error {
-				return runTools(ctx, inv, *storeFlag, ext)
-			}
-		},
+		bind:    bindStored(runTools),
 	}
 }
 
-func runTools(ctx context.Context, inv *invocation, storeFlag string, ext *extFlags) error {
-	server, err := serverArg(inv)
-	if err != nil {
-		return err
-	}
-	c, err := connectStored(ctx, inv, storeFlag, ext, server)
-	if err != nil {
-		return err
-	}
-	defer c.close()
+func runTools(ctx context.Context, inv *invocation, c *storedConn) error {
+	server := c.server
 	res, err := c.session.ListTools(ctx, nil)
 	if err != nil {
 		return c.explain(err)

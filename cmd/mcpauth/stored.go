@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -123,4 +124,26 @@ func (c *storedConn) close() {
 	}
 	c.wiring.close()
 	c.store.close()
+}
+
+// bindStored binds the flags of a command that works with a stored
+// sign-in (--store and the extension flags) and runs it connected to the
+// server named by its argument.
+func bindStored(run func(ctx context.Context, inv *invocation, c *storedConn) error) func(fs *flag.FlagSet) action {
+	return func(fs *flag.FlagSet) action {
+		storeFlag := storePathFlag(fs)
+		ext := bindExtFlags(fs)
+		return func(ctx context.Context, inv *invocation) error {
+			server, err := serverArg(inv)
+			if err != nil {
+				return err
+			}
+			c, err := connectStored(ctx, inv, *storeFlag, ext, server)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			return run(ctx, inv, c)
+		}
+	}
 }
